@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Build stage: full install (TypeScript), compile to dist/.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY plugins ./plugins
+RUN npx tsc -p tsconfig.build.json
+
+# Runtime stage: production dependencies only, non-root.
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY gateway.yml ./gateway.yml
+# The demo config is validated at build time against generated dev certificates (not kept in the image).
+RUN node bin/certbound.js certs --out /tmp/certs >/dev/null && mkdir -p certs && cp /tmp/certs/*.crt certs/ && cp /tmp/certs/*.key certs/ \
+ && node bin/certbound.js validate -c gateway.yml && rm -rf certs /tmp/certs
+USER node
+EXPOSE 8443 8001
+# Mount your config and certificates at /config (read-only) and run: certbound start -c /config/gateway.yml
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:8001/status').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/certbound.js"]
+CMD ["start", "-c", "/config/gateway.yml"]

@@ -1,0 +1,67 @@
+import type { Credential, RequestContext } from '../pipeline/context.js'
+import { cnfThumbprint } from './binding.js'
+
+/** Headers Callista's token-introspection sets upstream for a passing request. */
+export const CREDENTIAL_HEADERS = [
+  'x-credential-scope', 'x-credential-client-id', 'x-credential-token-type', 'x-credential-exp',
+  'x-credential-iat', 'x-credential-nbf', 'x-credential-sub', 'x-credential-aud', 'x-credential-iss',
+  'x-credential-jti',
+] as const
+
+function str (v: unknown): string | undefined {
+  if (typeof v === 'string') return v
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v)
+  return undefined
+}
+
+/**
+ * Build a Credential from verified claims (JWT payload or RFC 7662 response). RFC names first,
+ * Keycloak's as fallback (`clientId`/`azp`, `typ`).
+ */
+export function credentialFromClaims (token: string, claims: Readonly<Record<string, unknown>>, verifiedBy: string): Credential {
+  const scope = typeof claims.scope === 'string'
+    ? claims.scope
+    : Array.isArray(claims.scp) ? claims.scp.filter((s): s is string => typeof s === 'string').join(' ') : ''
+  const scopes = scope === '' ? [] : scope.split(' ').filter(s => s !== '')
+  const cnf = cnfThumbprint(claims)
+  return {
+    token,
+    claims,
+    sub: str(claims.sub),
+    clientId: str(claims.client_id) ?? str(claims.clientId) ?? str(claims.azp),
+    scope: scopes.join(' '),
+    scopes,
+    tokenType: str(claims.token_type) ?? str(claims.typ),
+    cnfX5tS256: typeof cnf === 'string' ? cnf : undefined,
+    verifiedBy,
+  }
+}
+
+/** Set Callista's X-Credential-* headers upstream (the client's copies were stripped gateway-wide). */
+export function setCredentialHeaders (ctx: RequestContext, c: Credential): void {
+  const cl = c.claims
+  const set = (h: string, v: string | undefined) => { if (v !== undefined && v !== '') ctx.setUpstreamHeader(h, sanitize(v)) }
+  set('x-credential-scope', c.scope)
+  set('x-credential-client-id', c.clientId)
+  set('x-credential-token-type', c.tokenType)
+  set('x-credential-exp', str(cl.exp))
+  set('x-credential-iat', str(cl.iat))
+  set('x-credential-nbf', str(cl.nbf))
+  set('x-credential-sub', c.sub)
+  set('x-credential-aud', Array.isArray(cl.aud) ? cl.aud.filter(a => typeof a === 'string').join(' ') : str(cl.aud))
+  set('x-credential-iss', str(cl.iss))
+  set('x-credential-jti', str(cl.jti))
+}
+
+/** A claim value as a header value: strings as-is, others as JSON; control characters removed. */
+export function claimHeaderValue (v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined
+  const s = typeof v === 'string' ? v : (typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v))
+  return sanitize(s)
+}
+
+/** Header values may not carry CR/LF or other control characters (header injection). */
+export function sanitize (s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\x00-\x1f\x7f]/.test(s) ? s.replace(/[\x00-\x1f\x7f]/g, '') : s
+}

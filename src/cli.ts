@@ -1,0 +1,132 @@
+import { parseArgs } from 'node:util'
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { Gateway, VERSION } from './gateway.js'
+import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
+
+const HELP: Record<string, string> = {
+  main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
+
+usage: certbound <command> [options]
+
+commands:
+  start        run the gateway            certbound start -c gateway.yml
+  validate     check a config, start nothing   certbound validate -c gateway.yml
+  certs        write a dev PKI (EC P-256)  certbound certs --out certs [--hosts localhost,127.0.0.1]
+  hash-secret  print a client_secret_hash for the authorization server (reads the secret from stdin)
+
+run "certbound <command> --help" for the options of a command`,
+  start: `usage: certbound start -c FILE [--init-certs] [--watch]
+
+  -c, --config FILE   the gateway.yml to run (default ./gateway.yml)
+  --init-certs        first write a dev PKI to certs/ next to the config if it has no ca.crt (demo)
+  --watch             reload when the config file changes (SIGHUP and POST /config always reload)
+
+signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in-flight requests
+(gateway.limits.drain_timeout) and exit 0.`,
+  validate: `usage: certbound validate -c FILE
+
+  exit 0 and a one-line summary, or exit 1 and every error found, each with file:line:col, code and key path.`,
+  certs: `usage: certbound certs --out DIR [--hosts localhost,127.0.0.1]
+
+  writes ca.crt/.key, server.crt/.key (SANs from --hosts), client1.crt/.key and client2.crt/.key
+  (CN=client1 / CN=client2, O=Example Org) — EC P-256, keys 0600. An existing CA in DIR is reused.
+  For development and tests only.`,
+  'hash-secret': `usage: echo -n "$SECRET" | certbound hash-secret
+
+  prints a scrypt hash for authorization_server.clients[].client_secret_hash`,
+}
+
+function out (s: string): void { process.stdout.write(s + '\n') }
+function err (s: string): void { process.stderr.write(s + '\n') }
+
+async function main (argv: string[]): Promise<number> {
+  const cmd = argv[0]
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { out(HELP.main); return cmd === undefined ? 1 : 0 }
+  if (cmd === '--version' || cmd === '-v') { out(VERSION); return 0 }
+  const rest = argv.slice(1)
+  if (rest.includes('--help') || rest.includes('-h')) {
+    if (HELP[cmd] === undefined) { err(`unknown command "${cmd}"\n\n${HELP.main}`); return 1 }
+    out(HELP[cmd]); return 0
+  }
+  switch (cmd) {
+    case 'start': return await start(rest)
+    case 'validate': return await validate(rest)
+    case 'certs': return await certs(rest)
+    case 'hash-secret': return await hashSecretCmd()
+    default: err(`unknown command "${cmd}"\n\n${HELP.main}`); return 1
+  }
+}
+
+function configArg (rest: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}) {
+  return parseArgs({ args: rest, options: { config: { type: 'string', short: 'c', default: 'gateway.yml' }, ...extra }, allowPositionals: false, strict: true }).values as { config: string } & Record<string, string | boolean | undefined>
+}
+
+async function validate (rest: string[]): Promise<number> {
+  const { config } = configArg(rest)
+  try {
+    const cfg = await Gateway.check(config)
+    const plugins = cfg.pluginEntries.length
+    out(`${config}: OK — ${cfg.listeners.length} listener(s), ${cfg.services.length} service(s), ${cfg.routes.length} route(s), ${plugins} plugin(s)${Object.keys(cfg.sections).length > 0 ? `, ${Object.keys(cfg.sections).join(', ')}` : ''}; config hash ${cfg.hash}`)
+    return 0
+  } catch (e) {
+    if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
+    throw e
+  }
+}
+
+async function certs (rest: string[]): Promise<number> {
+  const { values } = parseArgs({ args: rest, options: { out: { type: 'string', short: 'o' }, hosts: { type: 'string', default: 'localhost,127.0.0.1' } }, strict: true })
+  if (values.out === undefined) { err(HELP.certs); return 1 }
+  const { writeDevPki } = await import('./pki/dev-pki.js')
+  const r = await writeDevPki(values.out, { hosts: values.hosts!.split(',').map(h => h.trim()).filter(h => h !== '') })
+  out(`wrote ${r.files.length === 0 ? 'nothing (all files exist)' : r.files.join(', ')} in ${resolve(values.out)}`)
+  return 0
+}
+
+async function hashSecretCmd (): Promise<number> {
+  const chunks: Buffer[] = []
+  for await (const c of process.stdin) chunks.push(c as Buffer)
+  const secret = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  if (secret === '') { err('hash-secret: no secret on stdin'); return 1 }
+  const { hashSecret } = await import('./authorization-server/secret-hash.js')
+  out(await hashSecret(secret))
+  return 0
+}
+
+async function start (rest: string[]): Promise<number> {
+  const v = configArg(rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean' } })
+  const config = v.config
+  if (v['init-certs'] === true) {
+    const dir = join(dirname(resolve(config)), 'certs')
+    if (!existsSync(join(dir, 'ca.crt'))) {
+      const { writeDevPki } = await import('./pki/dev-pki.js')
+      const r = await writeDevPki(dir, { hosts: ['localhost', '127.0.0.1'] })
+      err(`certbound: wrote a dev PKI to ${dir} (${r.files.length} files)`)
+    }
+  }
+  let gw: Gateway
+  try {
+    gw = await Gateway.start({ configFile: config, watchConfig: v.watch === true, defaultMetrics: true })
+  } catch (e) {
+    if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
+    err(`certbound: cannot start: ${(e as Error).message}`)
+    return 1
+  }
+  let stopping = false
+  const stop = (sig: string) => {
+    if (stopping) return
+    stopping = true
+    gw.logger.info({ signal: sig }, 'stopping: draining in-flight requests')
+    gw.close().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', () => { void gw.reload() })
+  return await new Promise<number>(() => { /* runs until a signal */ })
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (e: unknown) => {
+  err(`certbound: ${(e as Error).stack ?? String(e)}`)
+  process.exitCode = 1
+})

@@ -1,0 +1,114 @@
+import { z } from 'zod'
+
+/** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
+export const duration = (d: string) => z.number().int().min(0).describe(d)
+const nameRe = /^[A-Za-z0-9._~-]+$/
+export const entityName = z.string().regex(nameRe, 'must contain only letters, digits and . _ ~ -')
+const ref = z.union([z.string(), z.strictObject({ name: z.string(), id: z.string().optional() })])
+
+export const tlsListenSchema = z.strictObject({
+  cert: z.string().describe('Server certificate chain (PEM), relative to the config file'),
+  key: z.string().describe('Server private key (PEM)'),
+  client_ca: z.union([z.string(), z.array(z.string()).min(1)]).optional().describe('CA certificates client certificates are verified against'),
+  client_certificate: z.enum(['none', 'request', 'require']).default('none')
+    .describe('none: do not ask; request: ask, accept any (plugins decide); require: handshake fails without a certificate that verifies against client_ca'),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted (TLS 1.0/1.1 are never accepted)'),
+  ciphers: z.string().optional().describe('OpenSSL cipher list for TLS 1.2 (default: Node\'s, which excludes weak ciphers)'),
+})
+
+export const listenSchema = z.strictObject({
+  address: z.string().describe('host:port to listen on; port 0 picks a free port'),
+  tls: tlsListenSchema.optional().describe('TLS settings; omit for plain HTTP'),
+})
+
+export const limitsSchema = z.strictObject({
+  max_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024).describe('Bytes of request head accepted; beyond it: 431'),
+  max_body_size: z.number().int().min(0).default(0).describe('Bytes of request body accepted; beyond it: 413. 0 = unlimited (streamed)'),
+  header_timeout: duration('ms to receive the request head (slowloris guard)').default(10_000),
+  request_timeout: duration('ms to receive the whole request').default(60_000),
+  keepalive_timeout: duration('ms an idle keep-alive connection stays open').default(60_000),
+  drain_timeout: duration('ms in-flight requests get to finish on shutdown or reload').default(10_000),
+})
+
+export const pluginEntrySchema = z.strictObject({
+  name: z.string().describe('The plugin name (kebab-case)'),
+  config: z.record(z.string(), z.unknown()).nullish().describe('The plugin\'s own settings, validated by its schema'),
+  route: ref.optional().describe('Top-level plugins: the route it applies to'),
+  service: ref.optional().describe('Top-level plugins: the service it applies to'),
+  enabled: z.boolean().default(true),
+  id: z.string().optional(),
+  instance_name: z.string().optional(),
+  protocols: z.array(z.enum(['http', 'https', 'grpc', 'grpcs'])).optional(),
+  tags: z.array(z.string()).optional(),
+})
+
+export const routeSchema = z.strictObject({
+  name: entityName.optional(),
+  id: z.string().optional(),
+  paths: z.array(z.string().min(1)).optional().describe('Prefix paths, or regex paths starting with "~"'),
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).optional(),
+  hosts: z.array(z.string().min(1)).optional().describe('Host names; "*.example.com" or "example.*" wildcards'),
+  headers: z.record(z.string(), z.array(z.string())).optional().describe('Header values that must match'),
+  protocols: z.array(z.enum(['http', 'https'])).default(['http', 'https']),
+  strip_path: z.boolean().default(true),
+  preserve_host: z.boolean().default(false),
+  regex_priority: z.number().int().default(0),
+  path_handling: z.enum(['v0', 'v1']).default('v0'),
+  https_redirect_status_code: z.number().int().optional(),
+  request_buffering: z.boolean().optional(),
+  response_buffering: z.boolean().optional(),
+  service: ref.optional().describe('Top-level routes: the service they belong to'),
+  plugins: z.array(pluginEntrySchema).optional(),
+  tags: z.array(z.string()).optional(),
+})
+
+export const serviceSchema = z.strictObject({
+  name: entityName,
+  id: z.string().optional(),
+  url: z.string().optional().describe('Upstream URL; or protocol/host/port/path'),
+  protocol: z.enum(['http', 'https']).optional(),
+  host: z.string().optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  path: z.string().optional(),
+  connect_timeout: duration('ms to connect to the upstream').default(60_000),
+  read_timeout: duration('ms between two reads from the upstream').default(60_000),
+  write_timeout: duration('ms between two writes to the upstream').default(60_000),
+  retries: z.number().int().min(0).max(32767).default(5),
+  tls_verify: z.boolean().optional().describe('Verify an https upstream\'s certificate (default true)'),
+  enabled: z.boolean().default(true),
+  routes: z.array(routeSchema).optional(),
+  plugins: z.array(pluginEntrySchema).optional(),
+  tags: z.array(z.string()).optional(),
+})
+
+export const gatewaySchema = z.strictObject({
+  listen: z.array(listenSchema).min(1).default([{ address: '127.0.0.1:8000', tls: undefined }]),
+  admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config)'),
+  admin_allow: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('CIDRs allowed to POST /config'),
+  trusted_certificates: z.union([z.string(), z.array(z.string())]).optional().describe('Extra CAs for outbound TLS (IdPs, upstreams)'),
+  trusted_ips: z.array(z.string()).default([]).describe('Proxies whose X-Forwarded-For is kept (the real peer is appended)'),
+  workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  access_log: z.boolean().default(true).describe('One JSON line per request'),
+  limits: limitsSchema.prefault({}),
+})
+
+export const rootSchema = z.strictObject({
+  _format_version: z.union([z.literal('3.0'), z.literal('2.1'), z.literal('1.1')]).describe('decK format version'),
+  _transform: z.boolean().optional(),
+  _workspace: z.string().optional(),
+  _info: z.unknown().optional(),
+  gateway: gatewaySchema.prefault({}),
+  services: z.array(serviceSchema).default([]),
+  routes: z.array(routeSchema).default([]),
+  plugins: z.array(pluginEntrySchema).default([]),
+  authorization_server: z.record(z.string(), z.unknown()).optional().describe('The built-in authorization server (see docs)'),
+})
+
+export type RootConfig = z.output<typeof rootSchema>
+export type ServiceConfig = z.output<typeof serviceSchema>
+export type RouteConfig = z.output<typeof routeSchema>
+export type PluginEntry = z.output<typeof pluginEntrySchema>
+export type ListenConfig = z.output<typeof listenSchema>
+export type LimitsConfig = z.output<typeof limitsSchema>
+export type GatewaySettings = z.output<typeof gatewaySchema>

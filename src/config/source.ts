@@ -1,0 +1,83 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml'
+import type { Diagnostic, PathKey } from './diagnostic.js'
+import { formatPath } from './diagnostic.js'
+
+const ENV_RE = /\$\{\{\s*env\s+"([^"]*)"\s*\}\}/g
+
+/**
+ * A parsed YAML config with positions: every later stage reports problems by key path, and this maps
+ * a path back to line:column (Kong's loader cannot; yaml's LineCounter lets us).
+ */
+export class ConfigSource {
+  readonly doc: Document
+  readonly lines: LineCounter
+  readonly diagnostics: Diagnostic[] = []
+
+  constructor (readonly file: string, text: string, env: NodeJS.ProcessEnv = process.env) {
+    this.lines = new LineCounter()
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, strict: true })
+    for (const e of this.doc.errors) {
+      const pos = this.lines.linePos(e.pos[0])
+      this.diagnostics.push({ file, line: pos.line, col: pos.col, code: 'CB_CFG_YAML', path: '(yaml)', message: e.message.split('\n')[0] })
+    }
+    if (this.doc.errors.length === 0) this.substituteEnv(env)
+  }
+
+  /** decK's `${{ env "NAME" }}`: replaced in every string value; a missing variable is an error. */
+  private substituteEnv (env: NodeJS.ProcessEnv): void {
+    const walk = (node: unknown, path: PathKey[]): void => {
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+          walk(pair.value, [...path, k])
+        }
+      } else if (isSeq(node)) {
+        node.items.forEach((item, i) => walk(item, [...path, i]))
+      } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${{')) {
+        node.value = node.value.replace(ENV_RE, (_m, name: string) => {
+          const v = env[name]
+          if (v === undefined) {
+            this.report(path, 'CB_CFG_ENV', `environment variable ${name} is not set (referenced as \${{ env "${name}" }})`)
+            return ''
+          }
+          return v
+        })
+      }
+    }
+    walk(this.doc.contents, [])
+  }
+
+  toJS (): unknown {
+    return this.doc.toJS({ maxAliasCount: 100 })
+  }
+
+  /** Position of the value at `path`, or of the closest existing ancestor. With `key`, the key's own position. */
+  position (path: readonly PathKey[], key?: string): { line: number, col: number } {
+    let node: unknown = this.doc.contents
+    let best: unknown = node
+    for (const k of path) {
+      if (isMap(node)) {
+        const pair = node.items.find(p => isPair(p) && isScalar(p.key) && String(p.key.value) === String(k))
+        if (pair === undefined) break
+        node = pair.value ?? pair.key
+      } else if (isSeq(node) && typeof k === 'number') {
+        node = node.items[k]
+      } else break
+      if (node === undefined || node === null) break
+      best = node
+    }
+    if (key !== undefined && isMap(best)) {
+      const pair = best.items.find(p => isPair(p) && isScalar(p.key) && String(p.key.value) === key)
+      if (pair !== undefined && isScalar(pair.key)) best = pair.key
+    }
+    const range = (best as YamlNode | null)?.range
+    if (range === undefined || range === null) return { line: 1, col: 1 }
+    return this.lines.linePos(range[0])
+  }
+
+  report (path: readonly PathKey[], code: string, message: string, key?: string): void {
+    const pos = this.position(path, key)
+    const full = key === undefined ? path : [...path, key]
+    this.diagnostics.push({ file: this.file, line: pos.line, col: pos.col, code, path: formatPath(full), message })
+  }
+}

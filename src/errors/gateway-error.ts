@@ -1,0 +1,84 @@
+import { ERRORS, type ErrorCode } from './codes.js'
+
+export interface GatewayErrorOptions {
+  /** Private detail for the log only; never sent to the client. */
+  detail?: string
+  /** Overrides the catalogue's client-facing message. */
+  message?: string
+  /** Overrides the catalogue's status. */
+  status?: number
+  /** Extra response headers (e.g. WWW-Authenticate). */
+  headers?: Record<string, string>
+  /** A full response body to send instead of `{"message": ...}`. */
+  body?: string | Buffer
+  contentType?: string
+  cause?: unknown
+}
+
+/**
+ * An answer to untrusted input or an outside fault (IdP, upstream). Thrown by plugins from `access` to
+ * short-circuit the chain; the runner turns it into the HTTP response. Programmer mistakes are TypeErrors.
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly detail: string | undefined
+  readonly headers: Record<string, string> | undefined
+  readonly body: string | Buffer | undefined
+  readonly contentType: string | undefined
+
+  constructor (code: ErrorCode, opts: GatewayErrorOptions = {}) {
+    super(opts.message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'GatewayError'
+    this.code = code
+    this.status = opts.status ?? ERRORS[code].status
+    this.detail = opts.detail
+    this.headers = opts.headers
+    this.body = opts.body
+    this.contentType = opts.contentType
+  }
+}
+
+const REALM = 'certbound'
+
+function quote (s: string): string {
+  return '"' + s.replace(/[\\"]/g, '\\$&').replace(/[^\x20-\x7e]/g, '') + '"'
+}
+
+/** RFC 6750 §3: the WWW-Authenticate challenge for a Bearer-protected resource. */
+export function bearerChallenge (error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope', description?: string, scope?: string): string {
+  let v = `Bearer realm=${quote(REALM)}`
+  if (error !== undefined) v += `, error=${quote(error)}`
+  if (description !== undefined) v += `, error_description=${quote(description)}`
+  if (scope !== undefined) v += `, scope=${quote(scope)}`
+  return v
+}
+
+/** 401 with no error code: the request carried no token at all (RFC 6750 §3.1). */
+export function tokenMissing (detail?: string): GatewayError {
+  return new GatewayError('CB_ERR_TOKEN_MISSING', { detail, headers: { 'www-authenticate': bearerChallenge() } })
+}
+
+/** 401 invalid_token with a generic description; `detail` (the real reason) goes to the log. */
+export function invalidToken (detail: string, code: ErrorCode = 'CB_ERR_TOKEN_INVALID'): GatewayError {
+  return new GatewayError(code, {
+    detail,
+    headers: { 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') },
+  })
+}
+
+/** 400 invalid_request (e.g. two Authorization headers, RFC 6750 §2). */
+export function invalidRequest (detail: string): GatewayError {
+  return new GatewayError('CB_ERR_TOKEN_MULTIPLE', {
+    detail,
+    headers: { 'www-authenticate': bearerChallenge('invalid_request', 'The request is malformed') },
+  })
+}
+
+/** 403 insufficient_scope with the scope the resource needs (RFC 6750 §3.1). */
+export function insufficientScope (required: string, detail: string): GatewayError {
+  return new GatewayError('CB_ERR_INSUFFICIENT_SCOPE', {
+    detail,
+    headers: { 'www-authenticate': bearerChallenge('insufficient_scope', 'The access token lacks a required scope', required) },
+  })
+}

@@ -1,0 +1,23 @@
+import type { ServerResponse } from 'node:http'
+import { GatewayError } from './gateway-error.js'
+
+/** Send a GatewayError as the response: JSON `{"message": ...}` unless the error carries its own body. */
+export function sendError (res: ServerResponse, err: GatewayError): void {
+  if (res.headersSent) { res.destroy(); return }
+  const body = err.body ?? JSON.stringify({ message: err.message })
+  const headers: Record<string, string | number> = {
+    'content-type': err.contentType ?? 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  }
+  if (err.headers !== undefined) for (const k in err.headers) headers[k] = err.headers[k]
+  res.writeHead(err.status, headers)
+  res.end(body)
+}
+
+/** A plain JSON answer from the gateway itself. */
+export function sendJson (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers })
+  res.end(body)
+}

@@ -1,0 +1,288 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs'
+import { resolve, dirname, basename } from 'node:path'
+import type { Server } from 'node:http'
+import type { Logger, DestinationStream } from 'pino'
+import { loadConfigText, type LoadedConfig } from './config/validate.js'
+import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagnostic.js'
+import { loadPlugins } from './plugins-registry.js'
+import { loadExtensions } from './extensions/registry.js'
+import { compileRuntime, type Runtime } from './runtime/compile.js'
+import { createLogger } from './observability/logger.js'
+import { GatewayMetrics } from './observability/metrics.js'
+import { createAdminServer } from './observability/admin.js'
+import { createRequestHandler } from './server/handler.js'
+import { createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
+import type { ListenerInfo } from './server/handler.js'
+import type { GatewayExtension } from './extensions/types.js'
+import type { z } from 'zod'
+
+export const VERSION = '0.1.0'
+
+export interface GatewayOptions {
+  configFile: string
+  /** Config text to use instead of reading configFile (paths still resolve against its directory). */
+  configText?: string
+  logger?: Logger
+  logDestination?: DestinationStream
+  env?: NodeJS.ProcessEnv
+  /** Reload when the config file changes (debounced). */
+  watchConfig?: boolean
+  /** Prometheus default process metrics. */
+  defaultMetrics?: boolean
+}
+
+export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
+
+export interface ListenerAddress { readonly url: string, readonly host: string, readonly port: number, readonly tls: boolean, readonly mode: string }
+
+/**
+ * The lifecycle: load → validate → compile → listen; reload swaps the compiled runtime atomically and closes
+ * the old one after its in-flight requests; close stops accepting, drains, and releases in reverse order.
+ */
+export class Gateway {
+  readonly logger: Logger
+  readonly metrics: GatewayMetrics
+  private runtime!: Runtime
+  private bound: BoundListener[] = []
+  private admin: Server | undefined
+  private adminPort = 0
+  private readonly startedAt = new Date()
+  private reloading: Promise<ReloadResult> | undefined
+  private watcher: FSWatcher | undefined
+  private closed = false
+  private plugins!: Awaited<ReturnType<typeof loadPlugins>>
+  private extensions!: GatewayExtension[]
+
+  private constructor (private readonly opts: GatewayOptions) {
+    this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
+    this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
+  }
+
+  /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
+  static async check (configFile: string, opts: { env?: NodeJS.ProcessEnv, logger?: Logger, configText?: string } = {}): Promise<LoadedConfig> {
+    const g = new Gateway({ configFile, env: opts.env, logger: opts.logger ?? createLogger({ level: 'silent' }), configText: opts.configText })
+    await g.init()
+    const cfg = await g.load(opts.configText)
+    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions })
+    await rt.close(0)
+    return cfg
+  }
+
+  static async start (opts: GatewayOptions): Promise<Gateway> {
+    const g = new Gateway(opts)
+    await g.init()
+    const cfg = await g.load(opts.configText)
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions })
+    if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
+    try {
+      await g.listenAll()
+    } catch (e) {
+      await g.close(0)
+      throw e
+    }
+    for (const { instance } of g.runtime.instances) instance.start?.()
+    if (opts.watchConfig === true) g.watchFile()
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
+    return g
+  }
+
+  private async init (): Promise<void> {
+    this.plugins = await loadPlugins()
+    this.extensions = await loadExtensions()
+  }
+
+  private sectionSchemas (): Map<string, z.ZodType> {
+    return new Map(this.extensions.map(e => [e.section, e.schema]))
+  }
+
+  private async load (text?: string): Promise<LoadedConfig> {
+    const file = resolve(this.opts.configFile)
+    let t = text
+    if (t === undefined) {
+      try {
+        t = readFileSync(file, 'utf8')
+      } catch (err) {
+        throw new ConfigError(file, [{ file, line: 1, col: 1, code: 'CB_CFG_FILE', path: '(file)', message: `cannot read ${this.opts.configFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
+      }
+    }
+    return loadConfigText(file, t, { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas() })
+  }
+
+  private async listenAll (): Promise<void> {
+    const rt = this.runtime
+    const handler = createHandlerPair(this)
+    for (const [i, l] of rt.config.listeners.entries()) {
+      const b = createListener(l, i, rt.config.settings.limits, rt.requestClientCertificate, this.metrics, handler)
+      this.bound.push(b)
+      await listen(b)
+    }
+    const a = rt.config.adminListen
+    if (a !== undefined) {
+      this.admin = createAdminServer({
+        metrics: this.metrics,
+        status: () => this.status(),
+        reload: (yaml) => this.reload(yaml),
+        allow: () => this.runtime.adminAllow,
+      })
+      await new Promise<void>((res, rej) => {
+        this.admin!.once('error', rej)
+        this.admin!.listen(a.port, a.host, () => { this.admin!.off('error', rej); const ad = this.admin!.address(); if (ad !== null && typeof ad === 'object') this.adminPort = ad.port; res() })
+      })
+    }
+  }
+
+  /** The live runtime (read per request: a reload swaps it atomically). */
+  current (): Runtime { return this.runtime }
+
+  addresses (): ListenerAddress[] {
+    return this.bound.map(b => {
+      const host = b.host.includes(':') ? `[${b.host}]` : b.host
+      return { url: `${b.info.tls ? 'https' : 'http'}://${host}:${b.port}`, host: b.host, port: b.port, tls: b.info.tls, mode: b.mode }
+    })
+  }
+
+  get adminUrl (): string | undefined {
+    const a = this.runtime?.config.adminListen
+    return a === undefined || this.admin === undefined ? undefined : `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.adminPort}`
+  }
+
+  status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, reasons?: string[] } {
+    const reasons: string[] = []
+    for (const { plugin, instance } of this.runtime.instances) if (instance.ready !== undefined && !instance.ready()) reasons.push(`${plugin.def.name} at ${plugin.key} is not ready`)
+    return {
+      ready: !this.closed && reasons.length === 0,
+      config_hash: this.runtime.config.hash,
+      started_at: this.startedAt.toISOString(),
+      uptime_s: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      version: VERSION,
+      reasons: reasons.length > 0 ? reasons : undefined,
+    }
+  }
+
+  /**
+   * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
+   * in-flight requests. An invalid config changes nothing. Reloads are serialised.
+   */
+  async reload (text?: string): Promise<ReloadResult> {
+    while (this.reloading !== undefined) await this.reloading.catch(() => undefined)
+    this.reloading = this.doReload(text)
+    try { return await this.reloading } finally { this.reloading = undefined }
+  }
+
+  private async doReload (text?: string): Promise<ReloadResult> {
+    let next: Runtime
+    try {
+      const cfg = await this.load(text)
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions })
+    } catch (e) {
+      this.metrics.reloads.inc({ result: 'invalid' })
+      if (e instanceof ConfigError) {
+        this.logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${basename(d.file)}:${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
+        return { ok: false, errors: formatDiagnostics(e.file, e.diagnostics), diagnostics: e.diagnostics }
+      }
+      this.logger.error({ err: e }, 'config reload failed; the running config is unchanged')
+      return { ok: false, errors: (e as Error).message, diagnostics: [] }
+    }
+    const prev = this.runtime
+    try {
+      await this.applyListeners(next)
+    } catch (e) {
+      await next.close(0)
+      this.metrics.reloads.inc({ result: 'invalid' })
+      this.logger.error({ err: e }, 'config reload refused: listeners could not be updated')
+      return { ok: false, errors: (e as Error).message, diagnostics: [] }
+    }
+    this.runtime = next
+    for (const { instance } of next.instances) instance.start?.()
+    this.metrics.reloads.inc({ result: 'applied' })
+    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
+    void prev.close(prev.config.settings.limits.drain_timeout).catch(() => undefined)
+    return { ok: true, hash: next.config.hash }
+  }
+
+  /** New TLS material applies to new handshakes (setSecureContext); existing connections are not dropped. */
+  private async applyListeners (next: Runtime): Promise<void> {
+    const old = this.bound
+    const keep: BoundListener[] = []
+    const handler = createHandlerPair(this)
+    for (const [i, l] of next.config.listeners.entries()) {
+      const found = old.find(b => b.host === l.host && (b.port === l.port || l.port === 0) && b.info.tls === (l.tls !== undefined) && !keep.includes(b))
+      if (found !== undefined) {
+        if (l.tls !== undefined) {
+          const o = tlsOptions(l, next.requestClientCertificate)
+          const srv = found.server as Server & { setSecureContext?(o: object): void, requestCert?: boolean, rejectUnauthorized?: boolean }
+          srv.setSecureContext?.(o)
+          srv.requestCert = o.requestCert
+          srv.rejectUnauthorized = o.rejectUnauthorized
+          found.mode = effectiveMode(l, next.requestClientCertificate)
+        }
+        keep.push(found)
+      } else {
+        const b = createListener(l, i, next.config.settings.limits, next.requestClientCertificate, this.metrics, handler)
+        await listen(b)
+        keep.push(b)
+      }
+    }
+    for (const b of old) if (!keep.includes(b)) void closeListener(b, next.config.settings.limits.drain_timeout)
+    this.bound = keep
+  }
+
+  private watchFile (): void {
+    const file = resolve(this.opts.configFile)
+    let timer: NodeJS.Timeout | undefined
+    let lastText = ''
+    try { lastText = readFileSync(file, 'utf8') } catch { /* reported on reload */ }
+    // watch the directory: editors replace files by rename, which a file watcher would lose
+    this.watcher = watch(dirname(file), (_ev, name) => {
+      if (name !== null && name !== basename(file)) return
+      clearTimeout(timer)
+      timer = setTimeout(() => {
+        let text: string
+        try { text = readFileSync(file, 'utf8') } catch { return }
+        if (text === lastText || text.trim() === '') return // unchanged, or caught mid-write (truncated to nothing)
+        lastText = text
+        void this.reload(text)
+      }, 300)
+    })
+    this.watcher.on('error', () => undefined)
+  }
+
+  /** Stop accepting, let in-flight requests finish up to drain_timeout, close pools and plugins. */
+  async close (drainMs?: number): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.watcher?.close()
+    const drain = drainMs ?? this.runtime?.config.settings.limits.drain_timeout ?? 0
+    await Promise.all(this.bound.map(b => closeListener(b, drain)))
+    if (this.admin !== undefined) {
+      this.admin.closeAllConnections()
+      await new Promise<void>(r => this.admin!.close(() => r()))
+    }
+    if (this.runtime !== undefined) await this.runtime.close(drain)
+    this.logger.info('certbound stopped')
+    this.logger.flush?.()
+  }
+}
+
+function createHandlerPair (g: Gateway) {
+  return (info: ListenerInfo): ListenerHandlers => {
+    const h = createRequestHandler({ runtime: () => g.current(), logger: g.logger, metrics: g.metrics }, info)
+    return {
+      request (req, res) { void h.handle(req, res) },
+      upgrade (req, socket, head) { void h.handleUpgrade(req, socket, head) },
+    }
+  }
+}
+
+async function closeListener (b: BoundListener, drainMs: number): Promise<void> {
+  const closed = new Promise<void>(r => b.server.close(() => r()))
+  b.server.closeIdleConnections()
+  const deadline = Date.now() + drainMs
+  while (b.sockets.size > 0 && Date.now() < deadline) {
+    b.server.closeIdleConnections()
+    await new Promise(r => setTimeout(r, 25))
+  }
+  b.server.closeAllConnections()
+  for (const s of b.sockets) s.destroy()
+  await closed
+}

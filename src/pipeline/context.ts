@@ -1,0 +1,107 @@
+import type { IncomingMessage, IncomingHttpHeaders } from 'node:http'
+import type { Logger } from 'pino'
+import type { TlsIdentity } from '../server/peer.js'
+import type { CompiledRoute } from '../router/types.js'
+
+/**
+ * A verified credential: what a token plugin proved about the caller. Later plugins (scopes, header
+ * injection) read it. `token` is the raw bearer token: never log it.
+ */
+export interface Credential {
+  readonly token: string
+  readonly claims: Readonly<Record<string, unknown>>
+  readonly sub: string | undefined
+  readonly clientId: string | undefined
+  /** Space-separated, as on the wire (RFC 6749 §3.3). */
+  readonly scope: string
+  readonly scopes: readonly string[]
+  readonly tokenType: string | undefined
+  /** RFC 8705 cnf."x5t#S256", when the token is certificate-bound. */
+  readonly cnfX5tS256: string | undefined
+  /** Which plugin verified it (for the log). */
+  readonly verifiedBy: string
+}
+
+/** A typed, write-once key for plugin-specific per-request state. */
+export class StateKey<T> {
+  declare readonly _type: T
+  constructor (readonly name: string) {}
+}
+
+/**
+ * Everything a plugin sees of one request. Plugins read the incoming request and the TLS identity, and
+ * write only through the upstream mutation methods, `credential`, and typed state.
+ */
+export class RequestContext {
+  readonly id: string
+  readonly startNs: bigint
+  readonly req: IncomingMessage
+  readonly method: string
+  /** The normalised path (percent-decoding of unreserved characters, dot segments removed). */
+  readonly path: string
+  /** The raw query string without '?', or ''. */
+  readonly query: string
+  readonly headers: IncomingHttpHeaders
+  readonly remoteAddress: string
+  readonly route: CompiledRoute
+  readonly listenerTls: boolean
+  /** The TLS session's identity; null on plain HTTP. */
+  readonly tls: TlsIdentity | null
+  log: Logger
+  credential: Credential | undefined = undefined
+  /** Outgoing header changes, applied in order after the built-in hygiene. null value = remove. */
+  readonly upstreamHeaders: Array<[name: string, value: string | null, append: boolean]> = []
+  /** Outgoing query changes; null value = remove. */
+  readonly upstreamQuery: Array<[name: string, value: string | null, append: boolean]> = []
+  private state: Map<StateKey<unknown>, unknown> | undefined = undefined
+
+  constructor (init: {
+    id: string, startNs: bigint, req: IncomingMessage, method: string, path: string, query: string,
+    remoteAddress: string, route: CompiledRoute, tls: TlsIdentity | null, listenerTls: boolean, log: Logger
+  }) {
+    this.id = init.id
+    this.startNs = init.startNs
+    this.req = init.req
+    this.method = init.method
+    this.path = init.path
+    this.query = init.query
+    this.headers = init.req.headers
+    this.remoteAddress = init.remoteAddress
+    this.route = init.route
+    this.tls = init.tls
+    this.listenerTls = init.listenerTls
+    this.log = init.log
+  }
+
+  /** Set (replace) a header sent upstream. */
+  setUpstreamHeader (name: string, value: string): void { this.upstreamHeaders.push([name.toLowerCase(), value, false]) }
+  /** Add a header value upstream, keeping existing ones. */
+  appendUpstreamHeader (name: string, value: string): void { this.upstreamHeaders.push([name.toLowerCase(), value, true]) }
+  /** Remove a header before proxying. */
+  removeUpstreamHeader (name: string): void { this.upstreamHeaders.push([name.toLowerCase(), null, false]) }
+  setUpstreamQuery (name: string, value: string): void { this.upstreamQuery.push([name, value, false]) }
+  appendUpstreamQuery (name: string, value: string): void { this.upstreamQuery.push([name, value, true]) }
+  removeUpstreamQuery (name: string): void { this.upstreamQuery.push([name, null, false]) }
+
+  get<T> (key: StateKey<T>): T | undefined { return this.state?.get(key) as T | undefined }
+  set<T> (key: StateKey<T>, value: T): void {
+    if (this.state === undefined) this.state = new Map()
+    if (this.state.has(key)) throw new TypeError(`request state ${key.name} is write-once`)
+    this.state.set(key, value)
+  }
+
+  /** The incoming value of a header that must occur at most once; `multiple` if it occurs more than once. */
+  singleHeader (name: string): string | undefined | typeof MULTIPLE {
+    const raw = this.req.rawHeaders
+    let found: string | undefined
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].length === name.length && raw[i].toLowerCase() === name) {
+        if (found !== undefined) return MULTIPLE
+        found = raw[i + 1]
+      }
+    }
+    return found
+  }
+}
+
+export const MULTIPLE: unique symbol = Symbol('multiple')

@@ -1,0 +1,78 @@
+import type { z } from 'zod'
+import type { Logger } from 'pino'
+import type { RequestContext } from './context.js'
+import type { HttpClient } from '../http-client/types.js'
+
+/** The upstream response head, as seen by `response` handlers (which may change headers). */
+export interface UpstreamHead {
+  status: number
+  readonly headers: Record<string, string | string[] | undefined>
+}
+
+export interface PluginInstance {
+  /** Runs before proxying, in priority order. Return to continue; throw a GatewayError to answer. */
+  access?(ctx: RequestContext): void | Promise<void>
+  /** Runs on the upstream response head, in reverse priority order. */
+  response?(ctx: RequestContext, head: UpstreamHead): void
+  /** Runs after the response is sent. Never throws. */
+  log?(ctx: RequestContext, status: number): void
+  /** Headers this instance may set upstream: stripped from every client request gateway-wide (strip before set). */
+  readonly identityHeaders?: readonly string[]
+  /** True if this instance verifies a token and sets `ctx.credential`. */
+  readonly providesCredential?: boolean
+  /** True if this instance reads `ctx.credential` (a token plugin must run before it). */
+  readonly needsCredential?: boolean
+  /**
+   * True if the route needs the TLS handshake to ask for a client certificate (Kong's tls-handshake-modifier,
+   * mtls-auth): TLS listeners configured with client_certificate: none then request one (never require).
+   */
+  readonly requestClientCertificate?: boolean
+  /** For readiness (/status/ready): false while a resource this instance needs has never been reachable. */
+  ready?(): boolean
+  /** Start background work (prefetching keys) once listening. Never throws. */
+  start?(): void
+  /** Release resources on shutdown and reload. */
+  close?(): Promise<void>
+}
+
+/** In-process providers that plugins can find by key instead of an HTTP round trip (e.g. a local issuer). */
+export interface LocalServices {
+  get<T>(key: string): T | undefined
+}
+
+export interface PluginDeps {
+  /** Directory of the config file: relative paths in plugin config resolve against it. */
+  readonly baseDir: string
+  resolvePath(p: string): string
+  readonly logger: Logger
+  /** Outbound HTTP (IdPs), trusting gateway.trusted_certificates in addition to the system CAs. */
+  readonly http: HttpClient
+  readonly local: LocalServices
+  /** Where the instance sits, for log messages: `services[0].routes[1].plugins[0]`. */
+  readonly where: string
+}
+
+/** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */
+export class PluginConfigError extends Error {
+  constructor (readonly path: ReadonlyArray<string | number>, message: string, readonly code = 'CB_CFG_PLUGIN') {
+    super(message)
+    this.name = 'PluginConfigError'
+  }
+}
+
+/**
+ * A plugin: a name (the YAML `name:`), a priority (higher runs first, unique), a zod schema for its
+ * `config`, and a factory called once per configured instance at load.
+ */
+export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
+  readonly name: string
+  readonly priority: number
+  readonly description: string
+  readonly schema: S
+  create(config: z.output<S>, deps: PluginDeps): PluginInstance | Promise<PluginInstance>
+}
+
+/** Identity helper that keeps the schema's type for `create`. */
+export function definePlugin<S extends z.ZodType> (def: PluginDefinition<S>): PluginDefinition<S> {
+  return def
+}

@@ -1,0 +1,86 @@
+import type { IncomingMessage } from 'node:http'
+
+/** RFC 9110 §7.6.1 hop-by-hop headers, never forwarded. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'])
+
+/** Headers the gateway always sets itself: a client's copies are dropped. */
+const GATEWAY_OWNED = new Set(['host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-request-id', 'x-real-ip', 'forwarded'])
+
+/**
+ * The identity headers stripped from every client request, gateway-wide (strip before set): the
+ * `x-credential-` prefix, certificate headers, and every header a configured plugin can set.
+ */
+export class StripSet {
+  private readonly names: Set<string>
+  constructor (names: Iterable<string>, private readonly prefixes: readonly string[] = ['x-credential-']) {
+    this.names = new Set([...names].map(n => n.toLowerCase()))
+    for (const n of ['x-client-cert', 'x-client-cert-chain', 'x-ssl-client-cert', 'ssl-client-cert', 'x-forwarded-client-cert', 'client-cert', 'client-cert-chain']) this.names.add(n)
+  }
+
+  has (lower: string): boolean {
+    if (this.names.has(lower)) return true
+    for (const p of this.prefixes) if (lower.startsWith(p)) return true
+    return false
+  }
+}
+
+export interface ForwardInfo {
+  readonly remoteAddress: string
+  readonly proto: 'http' | 'https'
+  readonly host: string
+  readonly port: number
+  readonly requestId: string
+  /** Keep the client's X-Forwarded-For (the peer is a trusted proxy); the real peer is appended last either way. */
+  readonly trustForwardedFor: boolean
+}
+
+/**
+ * Build the upstream request headers from the client's raw headers: hop-by-hop and Connection-listed headers
+ * removed, identity headers stripped, X-Forwarded-* set by the gateway.
+ */
+export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: ForwardInfo): Record<string, string | string[]> {
+  const raw = req.rawHeaders
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
+  let connectionListed: Set<string> | undefined
+  const conn = req.headers.connection
+  if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
+    connectionListed = new Set(conn.toLowerCase().split(',').map(s => s.trim()).filter(s => s !== ''))
+  }
+  let xff: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase()
+    if (HOP_BY_HOP.has(name) || GATEWAY_OWNED.has(name) || strip.has(name)) continue
+    if (connectionListed !== undefined && connectionListed.has(name)) continue
+    if (name === 'x-forwarded-for') {
+      if (fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
+      continue
+    }
+    const v = raw[i + 1]
+    const prev = out[name]
+    if (prev === undefined) out[name] = v
+    else if (Array.isArray(prev)) prev.push(v)
+    else out[name] = name === 'cookie' ? `${prev}; ${v}` : [prev, v]
+  }
+  out['x-forwarded-for'] = xff === undefined ? fwd.remoteAddress : `${xff}, ${fwd.remoteAddress}`
+  out['x-forwarded-proto'] = fwd.proto
+  out['x-forwarded-host'] = fwd.host
+  out['x-forwarded-port'] = String(fwd.port)
+  out['x-real-ip'] = fwd.remoteAddress
+  out['x-request-id'] = fwd.requestId
+  return out
+}
+
+/** Response headers from the upstream, minus hop-by-hop ones. */
+export function downstreamHeaders (h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  let connectionListed: string[] | undefined
+  const conn = h.connection
+  if (typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close') connectionListed = conn.toLowerCase().split(',').map(s => s.trim())
+  for (const k in h) {
+    const v = h[k]
+    if (v === undefined || HOP_BY_HOP.has(k)) continue
+    if (connectionListed !== undefined && connectionListed.includes(k)) continue
+    out[k] = v
+  }
+  return out
+}

@@ -1,0 +1,109 @@
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import { constants } from 'node:crypto'
+import type { Socket } from 'node:net'
+import type { TLSSocket, SecureContextOptions } from 'node:tls'
+import type { Duplex } from 'node:stream'
+import type { ResolvedListener } from '../config/validate.js'
+import type { LimitsConfig } from '../config/schema.js'
+import type { GatewayMetrics } from '../observability/metrics.js'
+import type { ListenerInfo } from './handler.js'
+
+export interface BoundListener {
+  readonly info: ListenerInfo
+  readonly server: HttpServer | HttpsServer
+  readonly host: string
+  port: number
+  readonly sockets: Set<Socket>
+  /** The listener's effective client-certificate mode (after plugins asked for one). */
+  mode: 'none' | 'request' | 'require' | 'plain'
+}
+
+/**
+ * TLS options for a listener. `request`: ask for a certificate and finish the handshake whatever comes
+ * (plugins decide); `require`: OpenSSL refuses the handshake without a certificate verifying to client_ca.
+ * TLS < 1.2 is never offered; renegotiation is disabled (a certificate must not change mid-connection).
+ */
+export function tlsOptions (l: ResolvedListener, requestClientCertificate: boolean): SecureContextOptions & { requestCert: boolean, rejectUnauthorized: boolean } {
+  const tls = l.tls!
+  const mode = tls.clientCertificate === 'none' && requestClientCertificate ? 'request' : tls.clientCertificate
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca,
+    requestCert: mode !== 'none',
+    rejectUnauthorized: mode === 'require',
+    minVersion: tls.minVersion,
+    ciphers: tls.ciphers,
+    honorCipherOrder: true,
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+  }
+}
+
+export function effectiveMode (l: ResolvedListener, requestClientCertificate: boolean): BoundListener['mode'] {
+  if (l.tls === undefined) return 'plain'
+  return l.tls.clientCertificate === 'none' && requestClientCertificate ? 'request' : l.tls.clientCertificate
+}
+
+export interface ListenerHandlers {
+  request(req: IncomingMessage, res: ServerResponse): void
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+}
+
+export function createListener (l: ResolvedListener, index: number, limits: LimitsConfig, requestClientCertificate: boolean, metrics: GatewayMetrics, makeHandlers: (info: ListenerInfo) => ListenerHandlers): BoundListener {
+  const info: ListenerInfo = { name: `listen[${index}]`, tls: l.tls !== undefined, port: l.port }
+  const handlers = makeHandlers(info)
+  const common = {
+    maxHeaderSize: limits.max_header_size,
+    headersTimeout: limits.header_timeout,
+    requestTimeout: limits.request_timeout,
+    keepAliveTimeout: limits.keepalive_timeout,
+    // strict parsing: no lenient flags, so CL+TE, duplicate Content-Length and obs-fold are 400s (smuggling)
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+  }
+  const server = l.tls === undefined
+    ? createHttpServer(common, handlers.request)
+    : createHttpsServer({ ...common, ...tlsOptions(l, requestClientCertificate), ALPNProtocols: ['http/1.1'] }, handlers.request)
+  const sockets = new Set<Socket>()
+  server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
+  server.on('upgrade', handlers.upgrade)
+  if (l.tls !== undefined) {
+    server.on('secureConnection', (s: TLSSocket) => {
+      metrics.handshake(info.name)
+      s.on('error', () => { /* resets after the handshake are the client's business */ })
+    })
+    server.on('tlsClientError', (err: Error & { code?: string }) => {
+      metrics.certFailure(info.name, tlsFailureReason(err))
+    })
+  }
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (!socket.writable) { socket.destroy(); return }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400)
+    const body = JSON.stringify({ message: status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request' })
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+  })
+  return { info, server, host: l.host, port: l.port, sockets, mode: effectiveMode(l, requestClientCertificate) }
+}
+
+function tlsFailureReason (err: Error & { code?: string }): string {
+  const m = `${err.code ?? ''} ${err.message}`
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(m)) return 'no_certificate'
+  if (/UNSUPPORTED_PROTOCOL|unsupported protocol|WRONG_VERSION/i.test(m)) return 'protocol_version'
+  if (/certificate|verify|CERT/i.test(m)) return 'certificate'
+  if (/ECONNRESET|socket hang up/i.test(m)) return 'reset'
+  return 'other'
+}
+
+export function listen (b: BoundListener): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(e)
+    b.server.once('error', onError)
+    b.server.listen(b.port, b.host, 1024, () => {
+      b.server.off('error', onError)
+      const a = b.server.address()
+      if (a !== null && typeof a === 'object') { b.port = a.port; b.info.port = a.port }
+      resolve()
+    })
+  })
+}

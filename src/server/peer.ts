@@ -1,0 +1,203 @@
+import { X509Certificate, createHash } from 'node:crypto'
+import type { TLSSocket } from 'node:tls'
+import type { Socket } from 'node:net'
+
+/** Subject alternative names, split by type (RFC 5280 §4.2.1.6). */
+export interface SubjectAltNames {
+  readonly dns: readonly string[]
+  readonly uri: readonly string[]
+  readonly ip: readonly string[]
+  readonly email: readonly string[]
+}
+
+/** A client certificate as presented on the TLS session, with what plugins need precomputed. */
+export interface PeerCertificate {
+  readonly x509: X509Certificate
+  readonly der: Buffer
+  readonly pem: string
+  /** RFC 8705 §3.1: base64url (no padding) SHA-256 of the DER. */
+  readonly x5tS256: string
+  /** RFC 4514 string, most specific RDN first: `CN=client1,O=Example Org`. */
+  readonly subject: string
+  readonly issuer: string
+  /** Upper-case hex, no separators. */
+  readonly serialNumber: string
+  readonly commonName: string | undefined
+  readonly organization: string | undefined
+  readonly subjectAltNames: SubjectAltNames
+  readonly validFrom: Date
+  readonly validTo: Date
+  /** Intermediates the client sent after the leaf (leaf excluded), as OpenSSL reports them. */
+  readonly chain: readonly X509Certificate[]
+}
+
+/** What the TLS session proves about the client. Computed once per connection (not per request). */
+export interface TlsIdentity {
+  readonly protocol: string | null
+  readonly cipher: string | null
+  readonly resumed: boolean
+  /** The leaf certificate the client presented, or null if none was presented. */
+  readonly certificate: PeerCertificate | null
+  /** True only if a certificate was presented and it verified against the listener's client_ca. */
+  readonly verified: boolean
+  /** OpenSSL's verification error code when a certificate was presented but did not verify. */
+  readonly verifyError: string | null
+}
+
+const IDENTITY = Symbol('certbound.tlsIdentity')
+type WithIdentity = TLSSocket & { [IDENTITY]?: TlsIdentity | null }
+
+/**
+ * The TLS identity of a connection, computed on first use and cached on the socket.
+ * Never trusts `socket.authorized` alone: Node can report `authorized: true` with no peer certificate on a
+ * resumed TLS 1.3 session (nodejs/node#35317), so "verified" requires an actual certificate as well.
+ */
+export function tlsIdentity (socket: Socket): TlsIdentity | null {
+  const s = socket as WithIdentity
+  const cached = s[IDENTITY]
+  if (cached !== undefined) return cached
+  if (typeof s.getPeerX509Certificate !== 'function' || !s.encrypted) {
+    s[IDENTITY] = null
+    return null
+  }
+  const id = computeIdentity(s)
+  s[IDENTITY] = id
+  return id
+}
+
+function computeIdentity (s: TLSSocket): TlsIdentity {
+  const leaf = s.getPeerX509Certificate()
+  const certificate = leaf === undefined ? null : describeCertificate(leaf, peerChain(s))
+  const authorized = s.authorized === true && certificate !== null
+  const err = s.authorizationError
+  return Object.freeze({
+    protocol: s.getProtocol() ?? null,
+    cipher: s.getCipher()?.standardName ?? null,
+    resumed: s.isSessionReused(),
+    certificate,
+    verified: authorized,
+    verifyError: certificate === null ? null : (authorized ? null : (err === undefined || err === null ? 'UNABLE_TO_VERIFY' : String(err))),
+  })
+}
+
+function peerChain (s: TLSSocket): X509Certificate[] {
+  // getPeerCertificate(true) links issuerCertificate; the chain ends where an entry is its own issuer
+  const out: X509Certificate[] = []
+  let c = s.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: { raw?: Buffer, issuerCertificate?: unknown } }) | undefined
+  const seen = new Set<string>()
+  let first = true
+  while (c !== undefined && c !== null && c.raw !== undefined && out.length < 10) {
+    const fp = c.fingerprint256
+    if (seen.has(fp)) break
+    seen.add(fp)
+    if (!first) out.push(new X509Certificate(c.raw))
+    first = false
+    c = c.issuerCertificate as typeof c
+  }
+  return out
+}
+
+/** Describe a certificate: DER, PEM, thumbprint, RFC 4514 names, SANs. Used for peers and for configured certs. */
+export function describeCertificate (x509: X509Certificate, chain: readonly X509Certificate[] = []): PeerCertificate {
+  const der = x509.raw
+  const subjectRdns = parseNodeDn(x509.subject)
+  return Object.freeze({
+    x509,
+    der,
+    pem: x509.toString(),
+    x5tS256: createHash('sha256').update(der).digest('base64url'),
+    subject: rfc4514(subjectRdns),
+    issuer: rfc4514(parseNodeDn(x509.issuer)),
+    serialNumber: x509.serialNumber.toUpperCase(),
+    commonName: lastValue(subjectRdns, 'CN'),
+    organization: lastValue(subjectRdns, 'O'),
+    subjectAltNames: parseSan(x509.subjectAltName),
+    validFrom: new Date(x509.validFrom),
+    validTo: new Date(x509.validTo),
+    chain: Object.freeze([...chain]),
+  })
+}
+
+/** RFC 8705 §3.1 thumbprint of a DER certificate. */
+export function x5tS256 (der: Buffer): string {
+  return createHash('sha256').update(der).digest('base64url')
+}
+
+type Rdn = readonly [type: string, value: string]
+
+/**
+ * Node prints a DN one attribute per line, least specific first ("O=Example Org\nCN=client1"); values with
+ * special characters are JSON-quoted (CVE-2021-44532 hardening). Parse that back into (type, value) pairs.
+ */
+export function parseNodeDn (dn: string | undefined): Rdn[] {
+  if (dn === undefined || dn === '') return []
+  const out: Rdn[] = []
+  for (const line of dn.split('\n')) {
+    const eq = line.indexOf('=')
+    if (eq <= 0) continue
+    const type = line.slice(0, eq)
+    let value = line.slice(eq + 1)
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) {
+      try { value = JSON.parse(value) as string } catch { /* keep the raw text */ }
+    }
+    out.push([type, value])
+  }
+  return out
+}
+
+/** RFC 4514 §2: most specific RDN first, comma-separated, special characters escaped. */
+export function rfc4514 (rdns: readonly Rdn[]): string {
+  const parts: string[] = []
+  for (let i = rdns.length - 1; i >= 0; i--) parts.push(rdns[i][0] + '=' + escapeDnValue(rdns[i][1]))
+  return parts.join(',')
+}
+
+function escapeDnValue (v: string): string {
+  let out = v.replace(/[\\,+"<>;=]/g, '\\$&')
+  if (out.startsWith(' ') || out.startsWith('#')) out = '\\' + out
+  if (out.endsWith(' ') && !out.endsWith('\\ ')) out = out.slice(0, -1) + '\\ '
+  return out
+}
+
+function lastValue (rdns: readonly Rdn[], type: string): string | undefined {
+  for (let i = rdns.length - 1; i >= 0; i--) if (rdns[i][0] === type) return rdns[i][1]
+  return undefined
+}
+
+/** Node's subjectAltName: `DNS:localhost, IP Address:127.0.0.1, URI:spiffe://x`, JSON-quoted when needed. */
+export function parseSan (san: string | undefined): SubjectAltNames {
+  const dns: string[] = []; const uri: string[] = []; const ip: string[] = []; const email: string[] = []
+  if (san !== undefined && san !== '') {
+    for (const entry of splitSan(san)) {
+      const c = entry.indexOf(':')
+      if (c <= 0) continue
+      const type = entry.slice(0, c)
+      let value = entry.slice(c + 1)
+      if (value.startsWith('"')) { try { value = JSON.parse(value) as string } catch { /* raw */ } }
+      if (type === 'DNS') dns.push(value)
+      else if (type === 'URI') uri.push(value)
+      else if (type === 'IP Address') ip.push(value)
+      else if (type === 'email') email.push(value)
+    }
+  }
+  return Object.freeze({ dns, uri, ip, email })
+}
+
+function splitSan (s: string): string[] {
+  const out: string[] = []
+  let cur = ''; let inQuote = false
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i]
+    if (inQuote) {
+      cur += ch
+      if (ch === '\\') { cur += s[++i] ?? ''; continue }
+      if (ch === '"') inQuote = false
+      continue
+    }
+    if (ch === '"') { inQuote = true; cur += ch; continue }
+    if (ch === ',' && s[i + 1] === ' ') { out.push(cur); cur = ''; i++; continue }
+    cur += ch
+  }
+  if (cur !== '') out.push(cur)
+  return out
+}
