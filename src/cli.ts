@@ -105,8 +105,23 @@ async function start (rest: string[]): Promise<number> {
       err(`certbound: wrote a dev PKI to ${dir} (${r.files.length} files)`)
     }
   }
+  const cluster = (await import('node:cluster')).default
+  if (cluster.isWorker && process.env.CERTBOUND_WORKER === '1') {
+    const { runWorker } = await import('./cluster.js')
+    const { createLogger } = await import('./observability/logger.js')
+    await runWorker(config, createLogger())
+    return await new Promise<number>(() => { /* runs until the primary stops it */ })
+  }
   let gw: Gateway
   try {
+    const cfg = await Gateway.check(config)
+    if (cfg.settings.workers > 0) {
+      const { runPrimary } = await import('./cluster.js')
+      const { createLogger } = await import('./observability/logger.js')
+      cluster.schedulingPolicy = cluster.SCHED_NONE
+      await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }))
+      return await new Promise<number>(() => { /* runs until a signal */ })
+    }
     gw = await Gateway.start({ configFile: config, watchConfig: v.watch === true, defaultMetrics: true })
   } catch (e) {
     if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }

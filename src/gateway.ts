@@ -29,6 +29,10 @@ export interface GatewayOptions {
   watchConfig?: boolean
   /** Prometheus default process metrics. */
   defaultMetrics?: boolean
+  /** Serve the admin listener (false in cluster workers: the primary serves it). */
+  admin?: boolean
+  /** Called after every applied reload (cluster workers report to the primary). */
+  onReload?: (r: ReloadResult) => void
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -117,7 +121,7 @@ export class Gateway {
       await listen(b)
     }
     const a = rt.config.adminListen
-    if (a !== undefined) {
+    if (a !== undefined && this.opts.admin !== false) {
       this.admin = createAdminServer({
         metrics: this.metrics,
         status: () => this.status(),
@@ -166,7 +170,11 @@ export class Gateway {
   async reload (text?: string): Promise<ReloadResult> {
     while (this.reloading !== undefined) await this.reloading.catch(() => undefined)
     this.reloading = this.doReload(text)
-    try { return await this.reloading } finally { this.reloading = undefined }
+    try {
+      const r = await this.reloading
+      this.opts.onReload?.(r)
+      return r
+    } finally { this.reloading = undefined }
   }
 
   private async doReload (text?: string): Promise<ReloadResult> {
