@@ -66,8 +66,10 @@ export function tlsIdentity (socket: Socket): TlsIdentity | null {
 }
 
 function computeIdentity (s: TLSSocket): TlsIdentity {
-  const leaf = s.getPeerX509Certificate()
-  const certificate = leaf === undefined ? null : describeCertificate(leaf, peerChain(s))
+  // One call: on Node 20, getPeerX509Certificate() on a server socket makes later getPeerCertificate(true)
+  // calls lose issuerCertificate, so the leaf and the chain both come from the detailed object.
+  const detailed = s.getPeerCertificate(true) as DetailedCert | undefined
+  const certificate = detailed?.raw === undefined ? null : describeCertificate(new X509Certificate(detailed.raw), peerChain(detailed))
   const authorized = s.authorized === true && certificate !== null
   const err = s.authorizationError
   return Object.freeze({
@@ -80,19 +82,17 @@ function computeIdentity (s: TLSSocket): TlsIdentity {
   })
 }
 
-function peerChain (s: TLSSocket): X509Certificate[] {
-  // getPeerCertificate(true) links issuerCertificate; the chain ends where an entry is its own issuer
+interface DetailedCert { raw?: Buffer, fingerprint256: string, issuerCertificate?: DetailedCert }
+
+function peerChain (leaf: DetailedCert): X509Certificate[] {
+  // issuerCertificate links the chain; it ends where an entry is its own issuer
   const out: X509Certificate[] = []
-  let c = s.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: { raw?: Buffer, issuerCertificate?: unknown } }) | undefined
-  const seen = new Set<string>()
-  let first = true
-  while (c !== undefined && c !== null && c.raw !== undefined && out.length < 10) {
-    const fp = c.fingerprint256
-    if (seen.has(fp)) break
-    seen.add(fp)
-    if (!first) out.push(new X509Certificate(c.raw))
-    first = false
-    c = c.issuerCertificate as typeof c
+  const seen = new Set<string>([leaf.fingerprint256])
+  let c = leaf.issuerCertificate
+  while (c !== undefined && c !== null && c.raw !== undefined && out.length < 10 && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256)
+    out.push(new X509Certificate(c.raw))
+    c = c.issuerCertificate
   }
   return out
 }

@@ -1,0 +1,198 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { X509Certificate } from 'node:crypto'
+import type { ExtensionDeps, ExtensionInstance } from '../extensions/types.js'
+import { localIntrospectionKey, localIssuerKey, type LocalIssuer } from '../pipeline/local-issuer.js'
+import { PluginConfigError } from '../pipeline/types.js'
+import { formatPath, type PathKey } from '../config/diagnostic.js'
+import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
+import { AccessTokens } from './access-tokens.js'
+import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
+import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
+import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
+import { buildMetadata, type EndpointUrls } from './metadata.js'
+import { sendJson } from './oauth-error.js'
+import { RevocationStore } from './revocation-store.js'
+import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
+import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
+import { tokenEndpoint } from './token-endpoint.js'
+
+const SECTION = 'authorization_server'
+
+/**
+ * Problems found while creating the server (unreadable files, bad keys), each with its path inside the
+ * section (`clients[2].certificate`), as the core expects of PluginConfigError (it prefixes the section).
+ * `path`/`code` are the first problem's; the message carries every problem, so none is lost by a caller that
+ * reports one diagnostic; `problems` lets a caller report each at its own position.
+ */
+export class AuthorizationServerConfigError extends PluginConfigError {
+  constructor (readonly problems: readonly ConfigProblem[]) {
+    super(problems[0].path, problems[0].message + problems.slice(1).map(p => `\n    also ${SECTION}.${formatPath(p.path)}: ${p.message}`).join(''), problems[0].code)
+    this.name = 'AuthorizationServerConfigError'
+  }
+}
+
+/** The running server, as tests and the CLI see it (the gateway sees an ExtensionInstance). */
+export interface AuthorizationServer extends ExtensionInstance {
+  readonly issuer: LocalIssuer
+  readonly paths: readonly string[]
+  readonly urls: EndpointUrls
+  readonly keys: KeySet
+  readonly services: ReadonlyMap<string, unknown>
+  close(): Promise<void>
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
+
+/** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+  const log = deps.logger // the core's child logger for this section
+  const problems: ConfigProblem[] = []
+  // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
+  const fileList = (v: string | string[] | undefined, key: string): Array<{ f: string, path: PathKey[] }> =>
+    v === undefined ? [] : (Array.isArray(v) ? v.map((f, i) => ({ f, path: [key, i] })) : [{ f: v, path: [key] }])
+
+  // Endpoint URLs: issuer origin + path. Defaults sit under the issuer's own path (RFC 8414 §2 allows one).
+  const issuerUrl = new URL(config.issuer)
+  const issuerPath = issuerUrl.pathname.replace(/\/+$/, '')
+  const paths = {
+    token: config.endpoints.token ?? issuerPath + DEFAULTS.tokenPath,
+    introspection: config.endpoints.introspection ?? issuerPath + DEFAULTS.introspectionPath,
+    revocation: config.endpoints.revocation ?? issuerPath + DEFAULTS.revocationPath,
+    jwks: config.endpoints.jwks ?? issuerPath + DEFAULTS.jwksPath,
+  }
+  const urls: EndpointUrls = Object.freeze({
+    token: issuerUrl.origin + paths.token,
+    introspection: issuerUrl.origin + paths.introspection,
+    revocation: issuerUrl.origin + paths.revocation,
+    jwks: issuerUrl.origin + paths.jwks,
+  })
+
+  // tls_client_auth trust anchors (RFC 8705 §2.1), independent of the listener's client_ca
+  const anchors: X509Certificate[] = []
+  for (const { f, path } of fileList(config.ca_certificates, 'ca_certificates')) {
+    const certs = readCertificates(deps.resolvePath(f), f, path, problems)
+    for (const c of certs) if (!c.ca) problems.push({ path, code: 'CB_CFG_PEM', message: `${f}: "${c.subject.replace(/\n/g, ', ')}" is not a CA certificate` })
+    anchors.push(...certs)
+  }
+  const store = createTrustStore(anchors)
+  const verify: ChainVerifier = function verifyClientChain (cert) {
+    const r = verifyChain(cert.x509, cert.chain, store, { allowPartialChain: config.allow_partial_chain, purpose: 'client_auth' })
+    return r.ok ? { ok: true } : { ok: false, reason: `${r.reason}: ${r.detail}` }
+  }
+
+  const defaultAudience = config.audience ?? config.issuer
+  const clients = compileClients(config.clients, {
+    resolvePath: deps.resolvePath,
+    defaultTtl: config.access_token_ttl,
+    defaultResources: config.resources ?? [defaultAudience],
+    problems,
+    warn: (msg, fields) => log.warn(fields ?? {}, msg),
+  })
+
+  let stateDir: string | undefined
+  if (config.state_dir !== undefined) {
+    stateDir = deps.resolvePath(config.state_dir)
+    try { mkdirSync(stateDir, { recursive: true, mode: 0o700 }) } catch (e) {
+      problems.push({ path: ['state_dir'], code: 'CB_CFG_FILE', message: `cannot create ${config.state_dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` })
+    }
+  }
+
+  let keys: KeySet | undefined
+  const alg: SigningAlg = config.signing_alg ?? DEFAULTS.signingAlg
+  try {
+    if (config.signing_keys !== undefined) {
+      const files = fileList(config.signing_keys, 'signing_keys')
+      keys = await loadPemKeys(files.map(x => ({ file: deps.resolvePath(x.f), where: x.path })), config.signing_alg)
+    } else {
+      const storeFile = config.key_store !== undefined ? deps.resolvePath(config.key_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.keyStoreFile) : undefined)
+      if (storeFile === undefined) {
+        log.warn('no key_store or state_dir: signing keys are ephemeral, every restart invalidates issued tokens')
+        keys = await ephemeralKeys(alg)
+      } else if (problems.every(p => p.path[0] !== 'state_dir')) {
+        keys = await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
+      }
+    }
+  } catch (e) {
+    if (e instanceof KeyConfigError) problems.push({ path: [...e.path], code: e.code, message: e.message })
+    else problems.push({ path: [config.key_store !== undefined ? 'key_store' : 'state_dir'], code: 'CB_CFG_FILE', message: (e as Error).message })
+  }
+
+  let revocations: RevocationStore | undefined
+  const revocationFile = config.revocation_store !== undefined ? deps.resolvePath(config.revocation_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.revocationFile) : undefined)
+  if (revocationFile === undefined) log.warn('no revocation_store or state_dir: revocations are lost on restart')
+  try {
+    revocations = await RevocationStore.open(revocationFile)
+  } catch (e) {
+    problems.push({ path: [config.revocation_store !== undefined ? 'revocation_store' : 'state_dir'], code: 'CB_CFG_FILE', message: (e as Error).message })
+  }
+
+  if (problems.length > 0 || keys === undefined || revocations === undefined) {
+    throw new AuthorizationServerConfigError(problems.length > 0 ? problems : [{ path: [], code: 'CB_CFG_INVALID', message: 'the authorization server could not be created' }])
+  }
+
+  const tokens = new AccessTokens(config.issuer, keys, revocations)
+  const auth = new ClientAuthenticator(clients, verify)
+  const allScopes = [...clients.values()].flatMap(c => c.scopes)
+  const metadata = buildMetadata(config.issuer, urls, allScopes)
+  const metadataJson = JSON.stringify(metadata)
+  const jwksJson = JSON.stringify(keys.jwks)
+
+  const localIssuer: LocalIssuer = Object.freeze({
+    issuer: config.issuer,
+    metadata: () => metadata,
+    jwks: () => structuredClone(keys.jwks),
+    introspect: (token: string) => tokens.introspect(token),
+  })
+
+  const max = config.max_body_size
+  const token = tokenEndpoint({ auth, tokens, defaultAudience })
+  const introspect = introspectionEndpoint({ auth, tokens })
+  const revoke = revocationEndpoint({ auth, tokens, revocations })
+  const formRoutes = new Map<string, Route>([
+    [paths.token, (req, res, info) => serveForm(req, res, info, 'token', max, token)],
+    [paths.introspection, (req, res, info) => serveForm(req, res, info, 'introspection', max, introspect)],
+    [paths.revocation, (req, res, info) => serveForm(req, res, info, 'revocation', max, revoke)],
+  ])
+  const routes = new Map<string, Route>([
+    ...formRoutes,
+    [`/.well-known/oauth-authorization-server${issuerPath}`, (req, res) => serveDocument(req, res, metadataJson)],
+    [`${issuerPath}/.well-known/openid-configuration`, (req, res) => serveDocument(req, res, metadataJson)],
+    [paths.jwks, (req, res) => serveDocument(req, res, jwksJson)],
+  ])
+
+  log.info({
+    issuer: config.issuer,
+    clients: clients.size,
+    kids: keys.keys.map(k => k.kid),
+    signing_kid: keys.signing.kid,
+    revocations: revocations.size,
+    paths: [...routes.keys()],
+  }, 'authorization server ready')
+
+  const revocationStore = revocations
+  return {
+    issuer: localIssuer,
+    urls,
+    keys,
+    paths: Object.freeze([...routes.keys()]),
+    services: new Map<string, unknown>([
+      [localIssuerKey(config.issuer), localIssuer],
+      [localIntrospectionKey(urls.introspection), localIssuer],
+    ]),
+    handle: function handleAuthorizationServer (req, res, info) {
+      const route = routes.get(info.path)
+      if (route === undefined) return false
+      if (!info.listenerTls && formRoutes.has(info.path)) {
+        // RFC 6749 §3.2: TLS is required (and client certificates need it anyway)
+        sendJson(req, res, 400, { error: 'invalid_request', error_description: 'the authorization server is served over https only' })
+        return true
+      }
+      const done = route(req, res, info)
+      return done === undefined ? true : done.then(() => true)
+    },
+    close: async function closeAuthorizationServer () { await revocationStore.close() },
+  }
+}
