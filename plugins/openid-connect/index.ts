@@ -1,0 +1,446 @@
+import { timingSafeEqual } from 'node:crypto'
+import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
+import { LRUCache } from 'lru-cache'
+import type { Logger } from 'pino'
+import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
+import type { Credential, RequestContext } from '../../src/pipeline/context.js'
+import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
+import { bearerToken } from '../../src/auth/bearer.js'
+import { cnfThumbprint } from '../../src/auth/binding.js'
+import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, setCredentialHeaders } from '../../src/auth/credential.js'
+import { createCertSource, type CertSource } from '../../src/auth/cert-source.js'
+import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
+import type { PeerCertificate } from '../../src/server/peer.js'
+import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
+import { IdpState } from './idp.js'
+import { IntrospectionClient } from './introspection.js'
+
+const NAME = 'openid-connect'
+/** Verified tokens remembered per plugin instance. */
+const CACHE_MAX = 10_000
+/**
+ * The cache is keyed by the token's last characters (for a JWT: 192 bits of its signature) and a hit is confirmed
+ * by comparing the whole token: hashing a fresh 1 kB string costs microseconds per request, 32 characters do not.
+ */
+const KEY_CHARS = 32
+const BEARER_PREFIX = 'Bearer '
+/** Delay bounds of start()'s background retries while the IdP cannot be reached. */
+const RETRY_MIN_MS = 1_000
+const RETRY_MAX_MS = 30_000
+
+/** Keycloak's payload `typ` values for tokens that are not access tokens (its access tokens say "Bearer"). */
+const NON_ACCESS_TYP: ReadonlySet<string> = new Set(['id', 'refresh', 'offline', 'logout'])
+
+const enum Pop { Off, Optional, Strict }
+
+/**
+ * What a verified token proves, computed once and reused for every request that presents the same token:
+ * only the expiry, the binding to this connection's certificate and the precomputed scope verdict are
+ * checked per request.
+ */
+interface Entry {
+  readonly credential: Credential
+  /** Upstream headers as a flat [name, value, name, value...] list. */
+  readonly headers: readonly string[]
+  /** exp + leeway, in ms; Infinity if the token has no exp (introspection only). */
+  readonly expMs: number
+  /** When to forget the entry (≤ expMs; earlier with cache_ttl_max). */
+  readonly cacheUntil: number
+  /** cnf."x5t#S256" as bytes, undefined (unbound), or null (cnf present but malformed). */
+  readonly cnf: Buffer | undefined | null
+  /** cnf is present but binds to something else than a certificate (e.g. DPoP's jkt). */
+  readonly cnfOther: boolean
+  readonly scopeOk: boolean
+}
+
+/** Recorder standing in for a RequestContext, to capture the shared X-Credential-* mapping once per token. */
+class HeaderRecorder {
+  readonly out: string[] = []
+  setUpstreamHeader (name: string, value: string): void { this.out.push(name, value) }
+}
+
+function cacheKey (token: string): string {
+  return token.length <= KEY_CHARS ? token : token.slice(token.length - KEY_CHARS)
+}
+
+/** The client certificate's thumbprint as bytes, computed once per certificate (that is, per TLS session). */
+const thumbprintBytes = new WeakMap<PeerCertificate, Buffer>()
+
+/** RFC 8705 §3.1 comparison in constant time (CRYPTO_memcmp), without allocating on the hot path. */
+function thumbprintMatches (cnf: Buffer, cert: PeerCertificate): boolean {
+  let b = thumbprintBytes.get(cert)
+  if (b === undefined) {
+    b = Buffer.from(cert.x5tS256, 'latin1')
+    thumbprintBytes.set(cert, b)
+  }
+  return b.length === cnf.length && timingSafeEqual(b, cnf)
+}
+
+function normaliseTyp (t: string): string {
+  const l = t.toLowerCase()
+  return l.startsWith('application/') ? l.slice(12) : l
+}
+
+function firstOf (v: string | readonly string[] | undefined): string | undefined {
+  return v === undefined ? undefined : (typeof v === 'string' ? v : v[0])
+}
+
+/** The scopes at a claim path: a space-separated string or a list of strings. */
+function scopesAt (claims: Readonly<Record<string, unknown>>, path: readonly string[]): string[] {
+  let v: unknown = claims
+  for (const k of path) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return []
+    v = (v as Record<string, unknown>)[k]
+  }
+  if (typeof v === 'string') return v.split(' ').filter(s => s !== '')
+  if (Array.isArray(v)) return v.filter((s): s is string => typeof s === 'string' && s !== '')
+  return []
+}
+
+function isCompactJws (token: string): boolean {
+  const a = token.indexOf('.')
+  if (a <= 0) return false
+  const b = token.indexOf('.', a + 1)
+  return b > a + 1 && token.indexOf('.', b + 1) < 0
+}
+
+function describeHeader (token: string): string {
+  try {
+    const h = decodeProtectedHeader(token)
+    return `alg=${String(h.alg)} kid=${String(h.kid)}`
+  } catch {
+    return 'unparseable header'
+  }
+}
+
+class OpenidConnect implements PluginInstance {
+  readonly identityHeaders: readonly string[]
+  readonly providesCredential = true
+  readonly requestClientCertificate: boolean
+  private readonly cache = new LRUCache<string, Entry>({ max: CACHE_MAX })
+  private readonly pending = new Map<string, Promise<Entry>>()
+  private readonly pop: Pop
+  private readonly bearer: boolean
+  private readonly introspection: IntrospectionClient | undefined
+  private readonly leewayMs: number
+  private readonly ttlMaxMs: number | undefined
+  /** scopes_required as alternatives of conjunctions (Kong: OR of entries, AND inside one). */
+  private readonly scopeAlternatives: ReadonlyArray<readonly string[]> | undefined
+  private readonly scopeHint: string
+  private readonly scopesClaimIsDefault: boolean
+  private readonly typAllowed: ReadonlySet<string>
+  private readonly upstreamClaims: ReadonlyArray<readonly [claim: string, header: string]>
+  private verifyOptions: JWTVerifyOptions | undefined
+  private verifyOptionsIssuer: string | undefined
+  private retryTimer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor (
+    private readonly c: OpenidConnectConfig,
+    private readonly idp: IdpState,
+    private readonly logger: Logger,
+    introspection: IntrospectionClient | undefined,
+    private readonly certSource: CertSource | undefined,
+  ) {
+    this.pop = c.proof_of_possession_mtls === 'strict' ? Pop.Strict : c.proof_of_possession_mtls === 'optional' ? Pop.Optional : Pop.Off
+    this.requestClientCertificate = this.pop !== Pop.Off
+    this.bearer = c.auth_methods.includes('bearer')
+    this.introspection = introspection
+    this.leewayMs = c.leeway * 1000
+    this.ttlMaxMs = c.cache_ttl_max === undefined ? undefined : c.cache_ttl_max * 1000
+    this.scopeAlternatives = c.scopes_required?.map(e => Object.freeze(e.split(' ').filter(s => s !== '')))
+    this.scopeHint = this.scopeAlternatives?.[0]?.join(' ') ?? ''
+    this.scopesClaimIsDefault = c.scopes_claim.length === 1 && c.scopes_claim[0] === 'scope'
+    this.typAllowed = new Set((typeof c.access_token_typ === 'string' ? [c.access_token_typ] : c.access_token_typ).map(normaliseTyp))
+    this.upstreamClaims = (c.upstream_headers_claims ?? []).map((claim, i) => [claim, c.upstream_headers_names![i].toLowerCase()] as const)
+    const certHeader = c.certificate_header === undefined ? [] : [c.certificate_header.toLowerCase()]
+    this.identityHeaders = Object.freeze([...CREDENTIAL_HEADERS, ...this.upstreamClaims.map(u => u[1]), ...certHeader])
+    this.access = this.access.bind(this)
+  }
+
+  /** Hot path: a remembered token costs a map lookup plus the per-connection checks, synchronously. */
+  access (ctx: RequestContext): void | Promise<void> {
+    const v = ctx.singleHeader('authorization')
+    if (typeof v === 'string' && v.startsWith(BEARER_PREFIX)) {
+      // exactly a token that bearerToken() once accepted: its RFC 6750 syntax checks need not run again
+      const candidate = v.slice(BEARER_PREFIX.length)
+      const e = this.cache.get(cacheKey(candidate))
+      if (e !== undefined && e.credential.token === candidate) return this.remembered(ctx, e, candidate)
+    }
+    const token = bearerToken(ctx)
+    const e = this.cache.get(cacheKey(token))
+    if (e !== undefined && e.credential.token === token) return this.remembered(ctx, e, token)
+    return this.miss(ctx, token)
+  }
+
+  private remembered (ctx: RequestContext, e: Entry, token: string): void | Promise<void> {
+    const now = Date.now()
+    if (now < e.cacheUntil) { this.accept(ctx, e); return }
+    // the signature is known good and the token is past exp: no need to verify it again to refuse it
+    if (now >= e.expMs) throw invalidToken('token expired')
+    this.cache.delete(cacheKey(token))
+    return this.miss(ctx, token)
+  }
+
+  ready (): boolean { return this.idp.ready }
+
+  start (): void {
+    if (this.idp.ready) return
+    let delay = RETRY_MIN_MS
+    const attempt = (): void => {
+      this.retryTimer = undefined
+      if (this.closed) return
+      this.idp.refresh().then(
+        () => { this.logger.info('openid-connect: issuer metadata and keys loaded') },
+        (err: unknown) => {
+          if (this.closed) return
+          this.logger.warn({ detail: err instanceof GatewayError ? err.detail : String(err), retryInMs: delay }, 'openid-connect: the authorization server is unreachable; requests needing it get 503')
+          this.retryTimer = setTimeout(attempt, delay)
+          this.retryTimer.unref()
+          delay = Math.min(delay * 2, RETRY_MAX_MS)
+        },
+      )
+    }
+    attempt()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    this.idp.close()
+    this.cache.clear()
+    this.pending.clear()
+  }
+
+  private async miss (ctx: RequestContext, token: string): Promise<void> {
+    let p = this.pending.get(token)
+    if (p === undefined) {
+      // single flight: concurrent requests with one new token verify (or introspect) it once
+      p = this.validate(token)
+      this.pending.set(token, p)
+      const clear = (): void => { this.pending.delete(token) }
+      p.then(clear, clear)
+    }
+    this.accept(ctx, await p)
+  }
+
+  /** Per request: binding to THIS connection's certificate (RFC 8705 §3), then the scope verdict. */
+  private accept (ctx: RequestContext, e: Entry): void {
+    if (this.pop !== Pop.Off) {
+      const cnf = e.cnf
+      if (cnf !== undefined && cnf !== null) {
+        const cert = this.clientCertificate(ctx)
+        if (cert === null) throw invalidToken('certificate-bound token presented without a client certificate', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+        if (!thumbprintMatches(cnf, cert)) throw invalidToken('cnf."x5t#S256" does not match the client certificate of this TLS session', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+      } else if (cnf === null) {
+        throw invalidToken('malformed cnf."x5t#S256"', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+      } else if (e.cnfOther) {
+        throw invalidToken('token is bound to a key other than a certificate (cnf without x5t#S256)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+      } else if (this.pop === Pop.Strict) {
+        throw invalidToken('proof_of_possession_mtls is strict and the token is not certificate-bound (no cnf)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+      }
+    }
+    if (!e.scopeOk) throw insufficientScope(this.scopeHint, `token scope "${e.credential.scope}" satisfies none of scopes_required`)
+    ctx.credential = e.credential
+    const h = e.headers
+    for (let i = 0; i < h.length; i += 2) ctx.setUpstreamHeader(h[i], h[i + 1])
+    if (this.c.hide_credentials) ctx.removeUpstreamHeader('authorization')
+  }
+
+  /**
+   * The certificate this request is bound to: the one mtls-auth verified (TLS session or trusted header), else
+   * this plugin's own certificate_header from trusted_ips, else the TLS session's. Not required to chain to a CA:
+   * the handshake proved possession of its key, which is what RFC 8705 §3 binds to.
+   */
+  private clientCertificate (ctx: RequestContext): PeerCertificate | null {
+    const verified = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
+    if (verified !== undefined) return verified.certificate
+    if (this.certSource !== undefined) return this.certSource.resolve(ctx).certificate
+    return ctx.tls?.certificate ?? null
+  }
+
+  private async validate (token: string): Promise<Entry> {
+    const wait = this.idp.ensure()
+    if (wait !== undefined) await wait
+    let entry: Entry
+    if (this.bearer && isCompactJws(token)) entry = await this.verifyJwt(token)
+    else if (this.introspection !== undefined) entry = await this.introspect(token)
+    else throw invalidToken('the token is not a JWT (compact JWS) and introspection is not enabled')
+    if (entry.cacheUntil > Date.now()) this.cache.set(cacheKey(token), entry)
+    return entry
+  }
+
+  private options (): JWTVerifyOptions {
+    const iss = this.c.issuers_allowed === undefined ? this.idp.expectedIssuer : undefined
+    if (this.verifyOptions === undefined || this.verifyOptionsIssuer !== iss) {
+      this.verifyOptions = Object.freeze({
+        algorithms: this.c.algorithms,
+        issuer: this.c.issuers_allowed ?? iss,
+        audience: this.c.audience_required,
+        clockTolerance: this.c.leeway,
+        requiredClaims: ['exp'], // RFC 9068 §2.2
+      })
+      this.verifyOptionsIssuer = iss
+    }
+    return this.verifyOptions
+  }
+
+  private async verifyJwt (token: string): Promise<Entry> {
+    const options = this.options()
+    let result
+    try {
+      result = await jwtVerify(token, this.idp.getKey, options)
+    } catch (err) {
+      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw this.failure(err, token)
+      result = await this.tryEachKey(token, err as unknown as AsyncIterable<CryptoKey>, options)
+    }
+    const problem = this.typProblem(result.protectedHeader.typ, result.payload)
+    if (problem !== undefined) throw invalidToken(problem)
+    return this.entry(token, result.payload)
+  }
+
+  /** No kid and several candidate keys (RFC 7515 §4.1.4 makes kid optional): try each, bounded by the JWKS. */
+  private async tryEachKey (token: string, keys: AsyncIterable<CryptoKey>, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
+    for await (const key of keys) {
+      try {
+        return await jwtVerify(token, key, options)
+      } catch (err) {
+        if (err instanceof errors.JWSSignatureVerificationFailed) continue
+        throw this.failure(err, token)
+      }
+    }
+    throw invalidToken(`no key of the issuer's JWKS verifies the signature (${describeHeader(token)})`)
+  }
+
+  /** RFC 8725 §3.11 explicit typing, RFC 9068 §2.1 at+jwt; Keycloak's ID and refresh tokens are not access tokens. */
+  private typProblem (typ: unknown, payload: Readonly<Record<string, unknown>>): string | undefined {
+    const t = typeof typ === 'string' ? normaliseTyp(typ) : undefined
+    if (this.c.enforce_access_token_typ) {
+      if (t === undefined || !this.typAllowed.has(t)) return `typ "${String(typ)}" is not an access token type (${[...this.typAllowed].join(', ')})`
+    } else if (t !== undefined && t !== 'jwt' && !this.typAllowed.has(t) && t.endsWith('+jwt')) {
+      return `typ "${String(typ)}" marks another kind of JWT`
+    }
+    const ptyp = payload.typ
+    if (typeof ptyp === 'string' && NON_ACCESS_TYP.has(ptyp.toLowerCase())) return `payload typ "${ptyp}" is not an access token`
+    return undefined
+  }
+
+  private async introspect (token: string): Promise<Entry> {
+    const claims = await this.introspection!.introspect(token)
+    if (claims.active !== true) throw invalidToken('introspection: the token is not active', 'CB_ERR_TOKEN_INACTIVE')
+    const now = Date.now()
+    const { exp, nbf, iss, aud } = claims
+    if (typeof exp === 'number' && exp * 1000 + this.leewayMs <= now) throw invalidToken('introspection: token expired', 'CB_ERR_TOKEN_INACTIVE')
+    if (typeof nbf === 'number' && nbf * 1000 - this.leewayMs > now) throw invalidToken('introspection: token not yet valid (nbf)')
+    const allowed = this.c.issuers_allowed ?? (this.idp.expectedIssuer === undefined ? undefined : [this.idp.expectedIssuer])
+    if (iss !== undefined && allowed !== undefined && (typeof iss !== 'string' || !allowed.includes(iss))) throw invalidToken(`introspection: unexpected iss "${String(iss)}"`)
+    const required = this.c.audience_required
+    if (required !== undefined) {
+      const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+      if (!required.some(a => auds.includes(a))) throw invalidToken('introspection: aud does not contain a required audience')
+    }
+    if (claims.token_type === 'refresh_token') throw invalidToken('introspection: a refresh token is not an access token')
+    const problem = this.typProblem(undefined, claims)
+    if (problem !== undefined) throw invalidToken('introspection: ' + problem)
+    const e = this.entry(token, claims)
+    // cache an active result until exp (RFC 7662 §4 lets the RS cache); without exp only when capped
+    if (!this.c.cache_introspection || (typeof exp !== 'number' && this.ttlMaxMs === undefined)) return { ...e, cacheUntil: 0 }
+    return e
+  }
+
+  private entry (token: string, claims: JWTPayload | Record<string, unknown>): Entry {
+    let credential = credentialFromClaims(token, claims, NAME)
+    if (!this.scopesClaimIsDefault) {
+      const scopes = scopesAt(claims, this.c.scopes_claim)
+      credential = { ...credential, scope: scopes.join(' '), scopes: Object.freeze(scopes) }
+    }
+    Object.freeze(credential)
+    const rec = new HeaderRecorder()
+    // one source of truth for Callista's X-Credential-* mapping, evaluated once per token instead of per request
+    setCredentialHeaders(rec as unknown as RequestContext, credential)
+    for (const [claim, header] of this.upstreamClaims) {
+      const v = claimHeaderValue(claims[claim])
+      if (v !== undefined && v !== '') rec.out.push(header, v)
+    }
+    const now = Date.now()
+    const expMs = typeof claims.exp === 'number' ? claims.exp * 1000 + this.leewayMs : Infinity
+    const cacheUntil = Math.min(expMs, this.ttlMaxMs === undefined ? Infinity : now + this.ttlMaxMs)
+    const cnf = cnfThumbprint(claims)
+    const rawCnf = claims.cnf
+    return Object.freeze({
+      credential,
+      headers: Object.freeze(rec.out),
+      expMs,
+      cacheUntil,
+      cnf: typeof cnf === 'string' ? Buffer.from(cnf, 'latin1') : cnf,
+      cnfOther: cnf === undefined && rawCnf !== undefined,
+      scopeOk: this.scopesSatisfied(credential.scopes),
+    })
+  }
+
+  private scopesSatisfied (scopes: readonly string[]): boolean {
+    const alts = this.scopeAlternatives
+    if (alts === undefined) return true
+    return alts.some(all => all.every(s => scopes.includes(s)))
+  }
+
+  /** jose's typed failures → 401 invalid_token with the precise reason for the log; IdP faults pass through. */
+  private failure (err: unknown, token: string): Error {
+    if (err instanceof GatewayError) return err
+    if (err instanceof errors.JWTExpired) return invalidToken(`token expired (exp ${String(err.payload.exp)}, leeway ${this.c.leeway}s)`)
+    if (err instanceof errors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" ${err.reason}: ${err.message}`)
+    if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken(`algorithm not allowed (${describeHeader(token)}; allowed: ${this.c.algorithms.join(', ')})`)
+    if (err instanceof errors.JWKSNoMatchingKey) return invalidToken(`no key of the issuer's JWKS matches (${describeHeader(token)})`)
+    if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken(`signature verification failed (${describeHeader(token)})`)
+    if (err instanceof errors.JOSEError) return invalidToken(`${err.code}: ${err.message}`)
+    return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
+export default definePlugin({
+  name: NAME,
+  priority: 900,
+  description: 'Validates JWT access tokens locally against the issuer\'s keys (or introspects opaque ones), with RFC 8705 certificate binding',
+  schema: openidConnectSchema,
+  create (config: OpenidConnectConfig, deps: PluginDeps): PluginInstance {
+    const log = deps.logger.child({ plugin: NAME, where: deps.where })
+    const needIntrospection = config.auth_methods.includes('introspection')
+    const tls = config.ssl_verify ? undefined : { rejectUnauthorized: false }
+    if (!config.ssl_verify) log.warn('openid-connect: ssl_verify is false: the IdP\'s TLS certificate is not verified')
+    const idp = new IdpState({
+      issuer: config.issuer,
+      jwksEndpoint: config.jwks_endpoint,
+      introspectionEndpoint: config.introspection_endpoint,
+      needKeys: config.auth_methods.includes('bearer'),
+      needIntrospection,
+      needIssuer: config.issuers_allowed === undefined,
+      http: deps.http,
+      local: deps.local,
+      timeoutMs: config.timeout,
+      cooldownMs: config.rediscovery_lifetime * 1000,
+      keysTtlMs: config.jwks_cache_ttl * 1000,
+      tls,
+      log,
+    })
+    let introspection: IntrospectionClient | undefined
+    if (needIntrospection) {
+      const clientId = firstOf(config.client_id)
+      if (clientId === undefined && idp.localIssuer() === undefined) {
+        throw new PluginConfigError(['client_id'], 'the introspection auth method needs client_id and client_secret to authenticate to the introspection endpoint')
+      }
+      introspection = new IntrospectionClient({
+        http: deps.http,
+        clientId,
+        clientSecret: firstOf(config.client_secret),
+        authMethod: config.introspection_endpoint_auth_method,
+        hint: config.introspection_hint,
+        timeoutMs: config.timeout,
+        tls,
+      }, idp)
+    }
+    const certSource = config.certificate_header === undefined
+      ? undefined
+      : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
+    return new OpenidConnect(config, idp, log, introspection, certSource)
+  },
+})
