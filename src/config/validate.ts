@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
 import { ConfigSource } from './source.js'
 import { ConfigError, closest, type Diagnostic, type PathKey } from './diagnostic.js'
-import { rootSchema, type GatewaySettings, type PluginEntry, type RootConfig, type RouteConfig, type ServiceConfig } from './schema.js'
+import { gatewaySchema, listenSchema, pluginEntrySchema, rootSchema, routeSchema, serviceSchema, type GatewaySettings, type PluginEntry, type RootConfig, type RouteConfig, type ServiceConfig } from './schema.js'
 import { reportZodIssues } from './zod-issues.js'
 import type { PluginDefinition } from '../pipeline/types.js'
 
@@ -107,27 +107,32 @@ export function loadConfigText (file: string, text: string, opts: LoadOptions): 
 
 function dedupe (ds: Diagnostic[]): Diagnostic[] {
   const seen = new Set<string>()
-  return ds.filter(d => { const k = `${d.line}:${d.col}:${d.code}:${d.path}:${d.message}`; if (seen.has(k)) return false; seen.add(k); return true })
+  // a value whose ${{ env }} variable is missing is reported as that, not also as the invalid value it became
+  const envAt = new Set(ds.filter(d => d.code === 'CB_CFG_ENV').map(d => `${d.line}:${d.col}`))
+  return ds.filter(d => { if (d.code !== 'CB_CFG_ENV' && envAt.has(`${d.line}:${d.col}`)) return false; const k = `${d.line}:${d.col}:${d.code}:${d.path}:${d.message}`; if (seen.has(k)) return false; seen.add(k); return true })
 }
 
 function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedConfig | undefined {
-  if (src.diagnostics.length > 0) return undefined
+  // a YAML syntax error leaves nothing to validate; a missing env variable (already reported) does not stop the rest
+  if (src.doc.errors.length > 0) return undefined
   const js = src.toJS()
   if (js === null || typeof js !== 'object' || Array.isArray(js)) {
     src.report([], 'CB_CFG_TYPE', 'the config must be a YAML mapping with _format_version, gateway, services, plugins')
     return undefined
   }
-  const parsed = rootSchema.safeParse(js)
-  if (!parsed.success) {
-    reportZodIssues(src, rootSchema, parsed.error.issues, [])
-    // keep going where we can: plugin configs are validated from the raw value to report everything at once
-  }
+  // reportInput: zod 4 leaves issue.input out by default, and the diagnostics need it to tell a wrong type from a missing key
+  const parsed = rootSchema.safeParse(js, { reportInput: true })
+  if (!parsed.success) reportZodIssues(src, rootSchema, parsed.error.issues, [])
   const baseDir = dirname(src.file)
-  const root = parsed.success ? parsed.data : undefined
   const rawRoot = js as Record<string, unknown>
+  // keep going where the schema failed: the entries that parse on their own still get their plugin, reference
+  // and file checks, so one run reports every problem (the config is refused all the same)
+  const root = parsed.success ? parsed.data : salvage(rawRoot)
+  const rawServiceNames = new Set(rawNames(rawRoot.services))
+  const rawRouteNames = new Set([...rawNames(rawRoot.routes), ...(Array.isArray(rawRoot.services) ? rawRoot.services.flatMap((s: unknown) => rawNames((s as { routes?: unknown } | null)?.routes)) : [])])
 
   const files = new FileReader(src, baseDir)
-  const settings = root?.gateway
+  const settings = root.gateway
   const listeners: ResolvedListener[] = []
   const seenAddr = new Map<string, number>()
   settings?.listen.forEach((l, i) => {
@@ -179,7 +184,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   // services and routes
   const services: ResolvedService[] = []
   const serviceByName = new Map<string, { svc: ResolvedService, cfg: ServiceConfig, index: number }>()
-  root?.services.forEach((s, i) => {
+  root.services.forEach((s, i) => {
     const p: PathKey[] = ['services', i]
     if (serviceByName.has(s.name)) { src.report([...p, 'name'], 'CB_CFG_DUPLICATE', `service name "${s.name}" is already used by services[${serviceByName.get(s.name)!.index}]`); return }
     const svc = resolveService(src, p, s)
@@ -190,12 +195,12 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
 
   interface RouteItem { cfg: RouteConfig, path: PathKey[], serviceName: string | undefined }
   const routeItems: RouteItem[] = []
-  root?.services.forEach((s, i) => s.routes?.forEach((r, j) => routeItems.push({ cfg: r, path: ['services', i, 'routes', j], serviceName: s.name })))
-  root?.routes.forEach((r, j) => {
+  root.services.forEach((s, i) => s.routes?.forEach((r, j) => routeItems.push({ cfg: r, path: ['services', i, 'routes', j], serviceName: s.name })))
+  root.routes.forEach((r, j) => {
     const p: PathKey[] = ['routes', j]
     const name = r.service === undefined ? undefined : (typeof r.service === 'string' ? r.service : r.service.name)
     if (name === undefined) src.report(p, 'CB_CFG_REQUIRED', 'a top-level route needs service: the service it belongs to')
-    else if (!serviceByName.has(name)) src.report([...p, 'service'], 'CB_CFG_REFERENCE', `service "${name}" does not exist${hint(name, serviceByName.keys())}`)
+    else if (!serviceByName.has(name) && !rawServiceNames.has(name)) src.report([...p, 'service'], 'CB_CFG_REFERENCE', `service "${name}" does not exist${hint(name, serviceByName.keys())}`)
     routeItems.push({ cfg: r, path: p, serviceName: name })
   })
   const routeNames = new Map<string, string>()
@@ -229,28 +234,28 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
       return undefined
     }
     const cfgPath = [...path, 'config']
-    const r = def.schema.safeParse(rawConfig ?? {})
+    const r = def.schema.safeParse(rawConfig ?? {}, { reportInput: true })
     if (!r.success) { reportZodIssues(src, def.schema, r.error.issues, cfgPath, `plugin "${def.name}"`); return undefined }
     const rp: ResolvedPlugin = { def, config: r.data, path, key: formatKeys(path) }
     all.push(rp)
     return rp
   }
   const rawPluginConfig = (path: PathKey[]): unknown => getIn(rawRoot, [...path, 'config'])
-  root?.plugins.forEach((entry, i) => {
+  root.plugins.forEach((entry, i) => {
     const p: PathKey[] = ['plugins', i]
     const rp = entry.enabled ? checkPlugin(entry, p, rawPluginConfig(p)) : undefined
     const a: Attached = { entry, path: p, resolved: rp }
     const rname = entry.route === undefined ? undefined : (typeof entry.route === 'string' ? entry.route : entry.route.name)
     const sname = entry.service === undefined ? undefined : (typeof entry.service === 'string' ? entry.service : entry.service.name)
     if (rname !== undefined) {
-      if (!routeNames.has(rname)) src.report([...p, 'route'], 'CB_CFG_REFERENCE', `route "${rname}" does not exist${hint(rname, routeNames.keys())}`)
-      else push(byRoute, rname, a)
+      if (routeNames.has(rname)) push(byRoute, rname, a)
+      else if (!rawRouteNames.has(rname)) src.report([...p, 'route'], 'CB_CFG_REFERENCE', `route "${rname}" does not exist${hint(rname, routeNames.keys())}`)
     } else if (sname !== undefined) {
-      if (!serviceByName.has(sname)) src.report([...p, 'service'], 'CB_CFG_REFERENCE', `service "${sname}" does not exist${hint(sname, serviceByName.keys())}`)
-      else push(byService, sname, a)
+      if (serviceByName.has(sname)) push(byService, sname, a)
+      else if (!rawServiceNames.has(sname)) src.report([...p, 'service'], 'CB_CFG_REFERENCE', `service "${sname}" does not exist${hint(sname, serviceByName.keys())}`)
     } else global.push(a)
   })
-  root?.services.forEach((s, i) => s.plugins?.forEach((entry, j) => {
+  root.services.forEach((s, i) => s.plugins?.forEach((entry, j) => {
     const p: PathKey[] = ['services', i, 'plugins', j]
     if (entry.route !== undefined || entry.service !== undefined) src.report(p, 'CB_CFG_INVALID', 'a nested plugin applies to its parent; route:/service: are for top-level plugins')
     push(byService, s.name, { entry, path: p, resolved: entry.enabled ? checkPlugin(entry, p, rawPluginConfig(p)) : undefined })
@@ -314,11 +319,11 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   for (const [name, schema] of opts.sections ?? []) {
     const value = rawRoot[name]
     if (value === undefined) continue
-    const r = schema.safeParse(value)
+    const r = schema.safeParse(value, { reportInput: true })
     if (!r.success) reportZodIssues(src, schema, r.error.issues, [name], `section "${name}"`)
     else sections[name] = { value: r.data, path: [name] }
   }
-  if (root === undefined || src.diagnostics.length > 0) return undefined
+  if (!parsed.success || src.diagnostics.length > 0) return undefined
   return {
     file: src.file,
     baseDir,
@@ -334,6 +339,33 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     sections,
     source: src,
   }
+}
+
+/**
+ * After a schema failure, the root made of the entries that parse on their own. Refused entries stay holes
+ * (sparse arrays: forEach skips them and indexes keep pointing at the right YAML items); they were reported.
+ */
+function salvage (raw: Record<string, unknown>): RootConfig {
+  const each = <S extends z.ZodType>(schema: S, v: unknown): Array<z.output<S>> => {
+    const out: Array<z.output<S>> = []
+    if (Array.isArray(v)) v.forEach((x: unknown, i) => { const r = schema.safeParse(x); if (r.success) out[i] = r.data })
+    return out
+  }
+  const g = gatewaySchema.safeParse(raw.gateway ?? {})
+  const rawListen = raw.gateway !== null && typeof raw.gateway === 'object' ? (raw.gateway as { listen?: unknown }).listen : undefined
+  return {
+    _format_version: '3.0',
+    gateway: g.success ? g.data : { ...gatewaySchema.parse({}), listen: each(listenSchema, rawListen) },
+    services: each(serviceSchema, raw.services),
+    routes: each(routeSchema, raw.routes),
+    plugins: each(pluginEntrySchema, raw.plugins),
+  }
+}
+
+/** The `name`s in a raw list, valid entries or not: a reference to a refused entry is not also dangling. */
+function rawNames (list: unknown): string[] {
+  if (!Array.isArray(list)) return []
+  return list.flatMap((x: unknown) => typeof (x as { name?: unknown } | null)?.name === 'string' ? [(x as { name: string }).name] : [])
 }
 
 function resolveService (src: ConfigSource, p: PathKey[], s: ServiceConfig): ResolvedService | undefined {

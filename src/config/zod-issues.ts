@@ -46,7 +46,8 @@ export function reportZodIssues (src: ConfigSource, schema: z.ZodType, issues: r
         break
       }
       case 'invalid_value':
-        src.report(path, 'CB_CFG_INVALID', `must be one of ${issue.values.map(v => String(v)).join(', ')}`)
+        if (issue.input === undefined) src.report(path, 'CB_CFG_REQUIRED', `is required (${issue.values.map(v => String(v)).join(', ')})`)
+        else src.report(path, 'CB_CFG_INVALID', `must be one of ${issue.values.map(v => String(v)).join(', ')}`)
         break
       case 'invalid_type':
         if (issue.input === undefined) src.report(path, 'CB_CFG_REQUIRED', `is required (${describeExpected(issue.expected)})`)

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
+import { pipeline, Transform, type Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors/index.js'
 import type { UpstreamHead } from '../pipeline/types.js'
@@ -23,6 +23,8 @@ export interface ForwardRequest {
   readonly pools: UpstreamPools
   /** Applied to the upstream head before it is sent to the client (plugins' response phase). */
   readonly onHead: ((head: UpstreamHead) => void) | undefined
+  /** gateway.limits.max_body_size; 0 = unlimited (streamed). */
+  readonly maxBodySize: number
 }
 
 export interface ForwardResult {
@@ -39,6 +41,22 @@ function errCode (e: unknown): string {
   return err.code ?? err.cause?.code ?? 'UNKNOWN'
 }
 
+const BODY_TOO_LARGE = 'CB_BODY_TOO_LARGE'
+
+/** Pass the body through, failing the upstream request once more than `max` bytes came (chunked bodies). */
+function limitBody (req: IncomingMessage, max: number): Readable {
+  let seen = 0
+  const t = new Transform({
+    transform (chunk: Buffer, _enc, cb) {
+      seen += chunk.length
+      if (seen > max) { cb(Object.assign(new Error('request body too large'), { code: BODY_TOO_LARGE })); return }
+      cb(null, chunk)
+    },
+  })
+  req.on('error', (e) => t.destroy(e))
+  return req.pipe(t)
+}
+
 /**
  * Proxy one request: bodies stream in both directions without being buffered whole. Retries only when the
  * connection failed before anything was sent, or for idempotent requests without a body.
@@ -47,6 +65,10 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const { req, res, service } = f
   const pool = f.pools.get(service)
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+  if (hasBody && f.maxBodySize > 0 && Number(req.headers['content-length'] ?? 0) > f.maxBodySize) {
+    throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `content-length ${req.headers['content-length']} > max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
+  }
+  const body = hasBody ? (f.maxBodySize > 0 ? limitBody(req, f.maxBodySize) : req) : null
   const abort = new AbortController()
   const onClose = (): void => { if (!res.writableFinished) abort.abort() }
   res.once('close', onClose)
@@ -59,7 +81,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         path: f.path,
         method: f.method as Dispatcher.HttpMethod,
         headers: f.headers,
-        body: hasBody ? req : null,
+        body,
         signal: abort.signal,
         idempotent: !hasBody && IDEMPOTENT.has(f.method),
       } as Dispatcher.RequestOptions)
@@ -75,6 +97,9 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         (!hasBody || !req.readableDidRead)
       if (canRetry) { retries++; continue }
       res.off('close', onClose)
+      if (code === BODY_TOO_LARGE) {
+        throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `request body exceeds max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
+      }
       const timeout = TIMEOUTS.has(code)
       throw new GatewayError(timeout ? 'CB_ERR_UPSTREAM_TIMEOUT' : 'CB_ERR_UPSTREAM_UNAVAILABLE', {
         detail: `upstream ${service.name} (${service.origin}): ${code}${retries > 0 ? ` after ${retries} retries` : ''}`,

@@ -113,7 +113,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       total_ms: Math.round(totalMs * 1000) / 1000,
       upstream_ms: r === undefined ? undefined : Math.round(r.upstreamMs * 1000) / 1000,
       retries: r !== undefined && r.retries > 0 ? r.retries : undefined,
-      client: req.socket.remoteAddress,
+      // req.socket is gone once the request stream was destroyed (an upstream that failed mid-body)
+      client: ctx?.remoteAddress ?? req.socket?.remoteAddress,
       cert_subject: cert?.subject,
       cert_x5t: cert?.x5tS256,
       sub: cred?.sub,
@@ -144,7 +145,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const svc = route.service
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
     const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
-    return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, pools: rt.pools, onHead })
+    return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
   }
 
   function prepare (req: IncomingMessage, rt: Runtime, id: string): { ctx?: RequestContext, match?: RouteMatch, parsed?: Parsed, err?: GatewayError } {
