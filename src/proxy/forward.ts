@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline, Transform, type Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors/index.js'
 import type { UpstreamHead } from '../pipeline/types.js'
@@ -11,6 +11,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Failures that happen before a single byte of the request reached the upstream: always safe to retry. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
+const BODY_TOO_LARGE = 'CB_BODY_TOO_LARGE'
 
 export interface ForwardRequest {
   readonly service: CompiledService
@@ -37,11 +38,9 @@ export interface ForwardResult {
 }
 
 function errCode (e: unknown): string {
-  const err = e as { code?: string, cause?: { code?: string } }
-  return err.code ?? err.cause?.code ?? 'UNKNOWN'
+  const err = e as { code?: string, cause?: { code?: string } } | null
+  return err?.code ?? err?.cause?.code ?? 'UNKNOWN'
 }
-
-const BODY_TOO_LARGE = 'CB_BODY_TOO_LARGE'
 
 /** Pass the body through, failing the upstream request once more than `max` bytes came (chunked bodies). */
 function limitBody (req: IncomingMessage, max: number): Readable {
@@ -58,69 +57,102 @@ function limitBody (req: IncomingMessage, max: number): Readable {
 }
 
 /**
+ * One upstream exchange as an undici dispatch handler: the response head and body go straight to the
+ * client's ServerResponse (no intermediate Readable, no pipeline), with backpressure both ways. A class, so
+ * the per-request cost is one object, not a set of closures.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined
+  started = false
+  status = 0
+  bytes = 0
+  t0 = performance.now()
+  upstreamMs = 0
+  private readonly onDrain = (): void => { this.controller?.resume() }
+  private readonly onClientClose = (): void => { if (!this.f.res.writableFinished) this.controller?.abort(new Error('client closed')) }
+
+  constructor (private readonly f: ForwardRequest, private readonly done: (err: unknown) => void) {
+    f.res.once('close', this.onClientClose)
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.f.res.destroyed) controller.abort(new Error('client closed'))
+  }
+
+  onResponseStart (_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.started = true
+    this.upstreamMs = performance.now() - this.t0
+    const head: UpstreamHead = { status: statusCode, headers }
+    if (this.f.onHead !== undefined) this.f.onHead(head)
+    this.status = head.status
+    this.f.res.writeHead(head.status, downstreamHeaders(head.headers))
+  }
+
+  onResponseData (c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytes += chunk.length
+    if (!this.f.res.write(chunk)) {
+      c.pause()
+      this.f.res.once('drain', this.onDrain)
+    }
+  }
+
+  onResponseEnd (): void {
+    this.f.res.off('close', this.onClientClose)
+    this.f.res.end()
+    this.done(undefined)
+  }
+
+  onResponseError (_c: Dispatcher.DispatchController, err: Error): void {
+    this.f.res.off('close', this.onClientClose)
+    this.done(err)
+  }
+}
+
+function dispatchOnce (f: ForwardRequest, pool: Dispatcher, body: IncomingMessage | Readable | null, idempotent: boolean): Promise<{ h: ProxyHandler, err: unknown }> {
+  return new Promise((resolve) => {
+    const h: ProxyHandler = new ProxyHandler(f, (err) => resolve({ h, err }))
+    pool.dispatch({ path: f.path, method: f.method as Dispatcher.HttpMethod, headers: f.headers, body, idempotent } as Dispatcher.DispatchOptions, h)
+  })
+}
+
+/**
  * Proxy one request: bodies stream in both directions without being buffered whole. Retries only when the
  * connection failed before anything was sent, or for idempotent requests without a body.
  */
 export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const { req, res, service } = f
   const pool = f.pools.get(service)
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-  if (hasBody && f.maxBodySize > 0 && Number(req.headers['content-length'] ?? 0) > f.maxBodySize) {
-    throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `content-length ${req.headers['content-length']} > max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
+  const cl = req.headers['content-length']
+  const hasBody = cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined
+  if (hasBody && f.maxBodySize > 0 && Number(cl ?? 0) > f.maxBodySize) {
+    throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `content-length ${cl} > max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
   }
   const body = hasBody ? (f.maxBodySize > 0 ? limitBody(req, f.maxBodySize) : req) : null
-  const abort = new AbortController()
-  const onClose = (): void => { if (!res.writableFinished) abort.abort() }
-  res.once('close', onClose)
-  const t0 = performance.now()
+  const idempotent = !hasBody && IDEMPOTENT.has(f.method)
   let retries = 0
-  let up: Dispatcher.ResponseData
   for (;;) {
-    try {
-      up = await pool.request({
-        path: f.path,
-        method: f.method as Dispatcher.HttpMethod,
-        headers: f.headers,
-        body,
-        signal: abort.signal,
-        idempotent: !hasBody && IDEMPOTENT.has(f.method),
-      } as Dispatcher.RequestOptions)
-      break
-    } catch (e) {
-      const code = errCode(e)
-      if (abort.signal.aborted) {
-        res.off('close', onClose)
-        return { status: 499, upstreamMs: performance.now() - t0, bytes: 0, failure: 'client_closed', retries }
-      }
-      const canRetry = retries < service.resolved.retries &&
-        (NOT_SENT.has(code) || (!hasBody && IDEMPOTENT.has(f.method) && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'))) &&
-        (!hasBody || !req.readableDidRead)
-      if (canRetry) { retries++; continue }
-      res.off('close', onClose)
-      if (code === BODY_TOO_LARGE) {
-        throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `request body exceeds max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
-      }
-      const timeout = TIMEOUTS.has(code)
-      throw new GatewayError(timeout ? 'CB_ERR_UPSTREAM_TIMEOUT' : 'CB_ERR_UPSTREAM_UNAVAILABLE', {
-        detail: `upstream ${service.name} (${service.origin}): ${code}${retries > 0 ? ` after ${retries} retries` : ''}`,
-        cause: e,
-      })
+    const { h, err } = await dispatchOnce(f, pool, body, idempotent)
+    if (err === undefined) return { status: h.status, upstreamMs: h.upstreamMs, bytes: h.bytes, failure: undefined, retries }
+    const code = errCode(err)
+    if (h.started) {
+      // the head went out already: all we can do is cut the connection
+      res.destroy()
+      return { status: h.status, upstreamMs: h.upstreamMs, bytes: h.bytes, failure: res.destroyed && code === 'UNKNOWN' ? 'client_closed' : 'upstream_body_' + code, retries }
     }
-  }
-  const upstreamMs = performance.now() - t0
-  const head: UpstreamHead = { status: up.statusCode, headers: up.headers }
-  if (f.onHead !== undefined) f.onHead(head)
-  const out = downstreamHeaders(head.headers)
-  res.writeHead(head.status, out)
-  let bytes = 0
-  return await new Promise<ForwardResult>((resolve) => {
-    up.body.on('data', (chunk: Buffer) => { bytes += chunk.length })
-    pipeline(up.body, res, (err) => {
-      res.off('close', onClose)
-      if (err !== undefined && err !== null) {
-        res.destroy()
-        resolve({ status: head.status, upstreamMs, bytes, failure: abort.signal.aborted ? 'client_closed' : 'upstream_body_' + errCode(err), retries })
-      } else resolve({ status: head.status, upstreamMs, bytes, failure: undefined, retries })
+    if (res.destroyed || (err as Error).message === 'client closed') {
+      return { status: 499, upstreamMs: performance.now() - h.t0, bytes: 0, failure: 'client_closed', retries }
+    }
+    if (code === BODY_TOO_LARGE) {
+      throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `request body exceeds max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
+    }
+    const canRetry = retries < service.resolved.retries &&
+      (NOT_SENT.has(code) || (idempotent && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'))) &&
+      (!hasBody || !req.readableDidRead)
+    if (canRetry) { retries++; continue }
+    throw new GatewayError(TIMEOUTS.has(code) ? 'CB_ERR_UPSTREAM_TIMEOUT' : 'CB_ERR_UPSTREAM_UNAVAILABLE', {
+      detail: `upstream ${service.name} (${service.origin}): ${code}${retries > 0 ? ` after ${retries} retries` : ''}`,
+      cause: err,
     })
-  })
+  }
 }

@@ -15,6 +15,7 @@ import type { RouteMatch } from '../router/types.js'
 import type { Runtime } from '../runtime/compile.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import { tlsIdentity } from './peer.js'
+import { createAccessLog } from '../observability/access-log.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:@+=/-]{1,128}$/
 
@@ -88,13 +89,14 @@ function applyHeaderMutations (headers: Record<string, string | string[]>, muts:
  */
 export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo) {
   const { metrics } = deps
+  const writeAccess = createAccessLog(deps.logger)
 
   function requestIdOf (req: IncomingMessage): string {
     const given = req.headers['x-request-id']
     return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
   }
 
-  function accessLog (rt: Runtime, ctxLog: Logger, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined): void {
+  function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined): void {
     const totalMs = Number(process.hrtime.bigint() - startNs) / 1e6
     metrics.request(route, status, totalMs / 1000)
     if (r?.failure !== undefined && r.failure !== 'client_closed' && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, r.failure)
@@ -102,7 +104,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
-    ctxLog.info({
+    writeAccess({
       msg: 'request',
       req_id: id,
       route,
@@ -206,7 +208,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       rt.inflight--
       const status = result?.status ?? (failure?.status ?? res.statusCode)
       if (ctx !== undefined) for (const l of ctx.route.log) { try { l(ctx, status) } catch { /* log phase never throws */ } }
-      if (routeName !== '(internal)') accessLog(rt, deps.logger, req, id, routeName, path, status, startNs, result, ctx, failure)
+      if (routeName !== '(internal)') accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
     }
   }
 
@@ -220,7 +222,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     if (p.err !== undefined || p.ctx === undefined || p.match === undefined) {
       const err = p.err ?? new GatewayError('CB_ERR_BAD_REQUEST')
       writeRaw(socket, err)
-      accessLog(rt, deps.logger, req, id, '(none)', p.parsed?.path ?? '', err.status, startNs, undefined, undefined, err)
+      accessLog(rt, req, id, '(none)', p.parsed?.path ?? '', err.status, startNs, undefined, undefined, err)
       return
     }
     const ctx = p.ctx
@@ -229,7 +231,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       const err = errorFor(e)
       writeRaw(socket, err)
-      accessLog(rt, deps.logger, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
+      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
       return
     }
     const headers = upstreamHeaders(req, rt.strip, { remoteAddress: ctx.remoteAddress, proto: listener.tls ? 'https' : 'http', host: req.headers.host ?? '', port: listener.port, requestId: id, trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress) })
@@ -244,7 +246,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
     const path = upstreamPath(ctx.route.service.basePath, ctx.path, p.match.stripLength, ctx.route.stripPath, ctx.route.pathHandling)
     const status = await forwardUpgrade(req, socket, head, ctx.route.service, q === '' ? path : `${path}?${q}`, headers)
-    accessLog(rt, deps.logger, req, id, ctx.route.name, ctx.path, status, startNs, undefined, ctx, undefined)
+    accessLog(rt, req, id, ctx.route.name, ctx.path, status, startNs, undefined, ctx, undefined)
   }
 
   return { handle, handleUpgrade }
