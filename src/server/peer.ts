@@ -1,6 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
 import type { Socket } from 'node:net'
+import { LRUCache } from 'lru-cache'
 
 /** Subject alternative names, split by type (RFC 5280 §4.2.1.6). */
 export interface SubjectAltNames {
@@ -66,23 +67,45 @@ export function tlsIdentity (socket: Socket): TlsIdentity | null {
 }
 
 function computeIdentity (s: TLSSocket): TlsIdentity {
-  // One call: on Node 20, getPeerX509Certificate() on a server socket makes later getPeerCertificate(true)
-  // calls lose issuerCertificate, so the leaf and the chain both come from the detailed object.
-  const detailed = s.getPeerCertificate(true) as DetailedCert | undefined
-  const certificate = detailed?.raw === undefined ? null : describeCertificate(new X509Certificate(detailed.raw), peerChain(detailed))
-  const authorized = s.authorized === true && certificate !== null
+  const authorized = s.authorized === true
+  const certificate = peerCertificate(s, authorized)
+  const verified = authorized && certificate !== null
   const err = s.authorizationError
   return Object.freeze({
     protocol: s.getProtocol() ?? null,
     cipher: s.getCipher()?.standardName ?? null,
     resumed: s.isSessionReused(),
     certificate,
-    verified: authorized,
-    verifyError: certificate === null ? null : (authorized ? null : (err === undefined || err === null ? 'UNABLE_TO_VERIFY' : String(err))),
+    verified,
+    verifyError: certificate === null ? null : (verified ? null : (err === undefined || err === null ? 'UNABLE_TO_VERIFY' : String(err))),
   })
 }
 
 interface DetailedCert { raw?: Buffer, fingerprint256: string, issuerCertificate?: DetailedCert }
+
+/**
+ * Parsed client certificates by the leaf's SHA-256 fingerprint. Every way Node offers to read the peer
+ * certificate makes OpenSSL 3 decode it again (hundreds of µs under load: most of a new connection's cost in
+ * the gateway); the leaf-only object is the cheapest, so a client that reconnects with a known certificate
+ * pays that one call and reuses the frozen PeerCertificate — and any verdict a plugin cached on it (which
+ * still re-checks time-dependent validity). Only certificates whose chain the handshake verified are cached:
+ * an unverified one may come with a different chain next time, and is described afresh.
+ */
+const CERTS = new LRUCache<string, PeerCertificate>({ max: 4096 })
+
+function peerCertificate (s: TLSSocket, authorized: boolean): PeerCertificate | null {
+  const leaf = s.getPeerCertificate(false) as DetailedCert | undefined
+  if (leaf?.raw === undefined) return null
+  const hit = authorized ? CERTS.get(leaf.fingerprint256) : undefined
+  if (hit !== undefined) return hit
+  // getPeerCertificate(true) for the chain; never getPeerX509Certificate() before it: on Node 20 that makes
+  // later getPeerCertificate(true) calls lose issuerCertificate
+  const detailed = s.getPeerCertificate(true) as DetailedCert | undefined
+  const chain = detailed?.raw === undefined ? [] : peerChain(detailed)
+  const pc = describeCertificate(new X509Certificate(leaf.raw), chain)
+  if (authorized) CERTS.set(leaf.fingerprint256, pc)
+  return pc
+}
 
 function peerChain (leaf: DetailedCert): X509Certificate[] {
   // issuerCertificate links the chain; it ends where an entry is its own issuer

@@ -236,7 +236,7 @@ describe('mtls-auth: revocation (CRL)', () => {
 })
 
 describe('mtls-auth: per-connection verification cache', () => {
-  it('verifies once per TLS connection: two requests on one connection share the verdict', async () => {
+  it('verifies once per certificate: requests on one connection, and new connections with the same certificate, share the verdict', async () => {
     const h = await serve({ ca_certificates: ['ca.pem'] })
     const agent = new Agent({ keepAlive: true, maxSockets: 1, cert: pki.client1.certPem, key: pki.client1.keyPem, ca: pki.root.certPem })
     try {
@@ -245,8 +245,12 @@ describe('mtls-auth: per-connection verification cache', () => {
       const [a, b] = h.contexts.slice(-2).map(c => c.get(VERIFIED_CLIENT_CERTIFICATE))
       expect(a?.certificate).toBe(b?.certificate)
       expect(a?.chain).toBe(b?.chain) // the same frozen array: not re-verified
-      // a new connection gets its own verification
+      // a new connection with the same (handshake-verified) certificate reuses the verdict: the parsed
+      // certificate is cached by content in src/server/peer.ts, and the verdict on it
       expect((await h.send(as(pki.client1))).status).toBe(200)
+      expect(h.contexts[h.contexts.length - 1].get(VERIFIED_CLIENT_CERTIFICATE)?.chain).toBe(a?.chain)
+      // another certificate gets its own verification
+      expect((await h.send(as(pki.client2))).status).toBe(200)
       expect(h.contexts[h.contexts.length - 1].get(VERIFIED_CLIENT_CERTIFICATE)?.chain).not.toBe(a?.chain)
     } finally { agent.destroy() }
   })
