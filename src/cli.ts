@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { Gateway, VERSION } from './gateway.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
@@ -16,12 +16,14 @@ commands:
   hash-secret  print a client_secret_hash for the authorization server (reads the secret from stdin)
 
 run "certbound <command> --help" for the options of a command`,
-  start: `usage: certbound start -c FILE [--init-certs] [--watch]
+  start: `usage: certbound start -c FILE [--init-certs] [--no-watch]
 
   -c, --config FILE   the gateway.yml to run (default ./gateway.yml)
   --init-certs        first write a dev PKI to certs/ next to the config if it has no ca.crt (demo)
-  --watch             reload when the config file changes (SIGHUP and POST /config always reload)
+  --no-watch          do not reload when the config file or a listener's certificate, key or client CA
+                      changes (watching is on by default; SIGHUP and POST /config always reload)
 
+A reload validates the whole config and applies it atomically, or changes nothing and logs why.
 signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in-flight requests
 (gateway.limits.drain_timeout) and exit 0.`,
   validate: `usage: certbound validate -c FILE
@@ -58,8 +60,8 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-function configArg (rest: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}) {
-  return parseArgs({ args: rest, options: { config: { type: 'string', short: 'c', default: 'gateway.yml' }, ...extra }, allowPositionals: false, strict: true }).values as { config: string } & Record<string, string | boolean | undefined>
+function configArg (rest: string[], extra: Record<string, { type: 'boolean' | 'string', default?: boolean }> = {}) {
+  return parseArgs({ args: rest, options: { config: { type: 'string', short: 'c', default: 'gateway.yml' }, ...extra }, allowPositionals: false, allowNegative: true, strict: true }).values as { config: string } & Record<string, string | boolean | undefined>
 }
 
 async function validate (rest: string[]): Promise<number> {
@@ -95,8 +97,9 @@ async function hashSecretCmd (): Promise<number> {
 }
 
 async function start (rest: string[]): Promise<number> {
-  const v = configArg(rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean' } })
+  const v = configArg(rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean', default: true } })
   const config = v.config
+  const watch = v.watch !== false
   if (v['init-certs'] === true) {
     const dir = join(dirname(resolve(config)), 'certs')
     if (!existsSync(join(dir, 'ca.crt'))) {
@@ -108,21 +111,22 @@ async function start (rest: string[]): Promise<number> {
   const cluster = (await import('node:cluster')).default
   if (cluster.isWorker && process.env.CERTBOUND_WORKER === '1') {
     const { runWorker } = await import('./cluster.js')
-    const { createLogger } = await import('./observability/logger.js')
-    await runWorker(config, createLogger())
+    await runWorker(config)
     return await new Promise<number>(() => { /* runs until the primary stops it */ })
   }
   let gw: Gateway
   try {
-    const cfg = await Gateway.check(config)
+    let text: string
+    try { text = readFileSync(config, 'utf8') } catch (e) { err(`certbound: cannot read ${config}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`); return 1 }
+    const cfg = await Gateway.check(config, { configText: text })
     if (cfg.settings.workers > 0) {
       const { runPrimary } = await import('./cluster.js')
       const { createLogger } = await import('./observability/logger.js')
       cluster.schedulingPolicy = cluster.SCHED_NONE
-      await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }))
+      await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }), { text, watch })
       return await new Promise<number>(() => { /* runs until a signal */ })
     }
-    gw = await Gateway.start({ configFile: config, watchConfig: v.watch === true, defaultMetrics: true })
+    gw = await Gateway.start({ configFile: config, configText: text, watchConfig: watch, defaultMetrics: true })
   } catch (e) {
     if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
     err(`certbound: cannot start: ${(e as Error).message}`)

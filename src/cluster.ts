@@ -3,62 +3,154 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
-import { Gateway, VERSION } from './gateway.js'
-import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
+import { Gateway, VERSION, tlsFilesOf } from './gateway.js'
+import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagnostic.js'
+import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
 
-type ToWorker = { type: 'reload', text?: string } | { type: 'shutdown' }
-type FromWorker = { type: 'ready', hash: string, ready: boolean } | { type: 'status', ready: boolean, hash: string } | { type: 'reloaded', ok: boolean, hash?: string }
+type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' }
+type FromWorker =
+  | { type: 'hello' }
+  | { type: 'ready', hash: string, ready: boolean }
+  | { type: 'status', ready: boolean, hash: string }
+  | { type: 'reloaded', id: number, ok: boolean, hash?: string, errors?: string }
+
+/** How long the primary waits for every worker to apply a reload before answering. */
+const RELOAD_ACK_MS = 30_000
+/** A worker that dies younger than this is crash-looping: its restart is delayed more each time (up to 10 s). */
+const STABLE_MS = 5_000
+const RESTART_MIN_MS = 500
+const RESTART_MAX_MS = 10_000
+
+type ClusterReload = { ok: true } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
+
+interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number }
+
+export interface PrimaryOptions {
+  /** The config text `cfg` was validated from: what workers start with. */
+  readonly text: string
+  /** Reload when the config file or a listener's TLS file changes. */
+  readonly watch: boolean
+}
 
 /**
  * gateway.workers: N. The primary validates the config, forks N workers that each run the full gateway on
  * the same listeners (the kernel spreads connections: SCHED_NONE avoids funnelling every connection through
  * the primary), serves the admin listener with metrics aggregated over the workers, forwards reloads and
- * shutdown, and restarts a crashed worker.
+ * shutdown, and restarts a crashed worker. Workers get the config text from the primary (never the file), so a
+ * config applied with POST /config survives a worker's restart, and every worker runs the text that was validated.
  */
-export async function runPrimary (configFile: string, cfg: LoadedConfig, logger: Logger): Promise<void> {
+export async function runPrimary (configFile: string, cfg: LoadedConfig, logger: Logger, opts: PrimaryOptions): Promise<void> {
   const n = cfg.settings.workers
-  const workers = new Map<number, { worker: Worker, ready: boolean, hash: string }>()
+  const workers = new Map<number, WorkerEntry>()
   let stopping = false
   let current = cfg
+  let liveText = opts.text
+  let restartDelay = RESTART_MIN_MS
   const startedAt = new Date()
   const metrics = new GatewayMetrics()
   const aggregator = new AggregatorRegistry()
+  let reloadSeq = 0
+  const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
+
+  const settle = (id: number): void => {
+    const a = acks.get(id)
+    if (a !== undefined && a.waiting.size === 0) { acks.delete(id); a.done() }
+  }
 
   const fork = (): void => {
     const w = cluster.fork({ CERTBOUND_WORKER: '1' })
-    workers.set(w.id, { worker: w, ready: false, hash: '' })
+    workers.set(w.id, { worker: w, ready: false, hash: '', startedAt: Date.now() })
+    // a send to a worker that just died fails asynchronously; its exit is handled below
+    w.on('error', (err: Error) => { logger.warn({ worker: w.process.pid, err: err.message }, 'worker IPC error') })
     w.on('message', (m: FromWorker) => {
       const e = workers.get(w.id)
       if (e === undefined || typeof m !== 'object' || m === null) return
+      if (m.type === 'hello') w.send({ type: 'start', text: liveText } satisfies ToWorker)
       if (m.type === 'ready' || m.type === 'status') { e.ready = m.ready; e.hash = m.hash }
-      if (m.type === 'reloaded' && m.ok && m.hash !== undefined) e.hash = m.hash
+      if (m.type === 'reloaded') {
+        if (m.ok && m.hash !== undefined) e.hash = m.hash
+        const a = acks.get(m.id)
+        if (a !== undefined) {
+          if (!m.ok) a.failures.push(`worker ${w.process.pid}: ${m.errors ?? 'refused'}`)
+          a.waiting.delete(w.id)
+          settle(m.id)
+        }
+      }
     })
   }
   cluster.on('exit', (w, code, signal) => {
+    const e = workers.get(w.id)
     workers.delete(w.id)
+    for (const [id, a] of acks) { if (a.waiting.delete(w.id)) settle(id) }
     if (stopping) return
-    logger.error({ worker: w.process.pid, code, signal }, 'worker exited; starting a new one')
-    setTimeout(fork, 500).unref()
+    const lived = e === undefined ? 0 : Date.now() - e.startedAt
+    restartDelay = lived < STABLE_MS ? Math.min(restartDelay * 2, RESTART_MAX_MS) : RESTART_MIN_MS
+    logger.error({ worker: w.process.pid, code, signal, restart_in_ms: restartDelay }, 'worker exited; starting a new one')
+    setTimeout(() => { if (!stopping) fork() }, restartDelay).unref()
   })
   for (let i = 0; i < n; i++) fork()
 
-  const broadcast = (m: ToWorker): void => { for (const { worker } of workers.values()) worker.send(m) }
-  const reload = async (text?: string): Promise<{ ok: true } | { ok: false, errors: string, diagnostics: readonly unknown[] }> => {
+  /** Send a reload to every live worker; resolves with the failures once each answered (or RELOAD_ACK_MS passed). */
+  const broadcastReload = (text: string): Promise<string[]> => new Promise((done) => {
+    const id = ++reloadSeq
+    const failures: string[] = []
+    const waiting = new Set(workers.keys())
+    const timer = setTimeout(() => {
+      for (const wid of waiting) failures.push(`worker ${workers.get(wid)?.worker.process.pid ?? wid}: no answer within ${RELOAD_ACK_MS} ms`)
+      acks.delete(id)
+      done(failures)
+    }, RELOAD_ACK_MS)
+    acks.set(id, { waiting, failures, done: () => { clearTimeout(timer); done(failures) } })
+    for (const wid of waiting) workers.get(wid)?.worker.send({ type: 'reload', id, text } satisfies ToWorker)
+    settle(id)
+  })
+
+  let reloading: Promise<unknown> = Promise.resolve()
+  const doReload = async (given?: string): Promise<ClusterReload> => {
+    let text: string
+    let next: LoadedConfig
     try {
-      current = await Gateway.check(configFile, { configText: text })
+      text = given ?? readFileSync(resolve(configFile), 'utf8')
+      next = await Gateway.check(configFile, { configText: text })
     } catch (e) {
       if (e instanceof ConfigError) {
-        logger.error({ errors: e.diagnostics.length }, 'config reload refused; the running config is unchanged')
+        logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
         return { ok: false, errors: formatDiagnostics(e.file, e.diagnostics), diagnostics: e.diagnostics }
       }
+      logger.error({ err: (e as Error).message }, 'config reload failed; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
     }
-    broadcast({ type: 'reload', text })
+    const failures = await broadcastReload(text)
+    if (failures.length > 0) {
+      logger.error({ failures }, 'config reload refused by a worker')
+      return { ok: false, errors: failures.join('\n'), diagnostics: [] }
+    }
+    current = next
+    liveText = text
+    watcher?.setFiles(tlsFilesOf(next))
+    logger.info({ config_hash: next.hash, workers: workers.size }, 'config reloaded on every worker')
     return { ok: true }
+  }
+  /** Reloads are serialised, as in a single process. */
+  const reload = (text?: string): Promise<ClusterReload> => {
+    const r = reloading.then(() => doReload(text))
+    reloading = r.catch(() => undefined)
+    return r
+  }
+
+  let watcher: ConfigWatch | undefined
+  if (opts.watch) {
+    watcher = watchConfigFiles({
+      configFile,
+      initialText: opts.text,
+      onConfig: (text) => { void reload(text) },
+      onFiles: () => { void reload(liveText) },
+    })
+    watcher.setFiles(tlsFilesOf(cfg))
   }
 
   let admin: ReturnType<typeof createAdminServer> | undefined
@@ -68,13 +160,19 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
       metricsText: () => aggregator.clusterMetrics(),
       status: () => {
         const ws = [...workers.values()]
+        const reasons: string[] = []
+        if (stopping) reasons.push('stopping')
+        if (ws.length < n) reasons.push(`${ws.length} of ${n} workers running`)
+        for (const w of ws) if (!w.ready) reasons.push(`worker ${w.worker.process.pid} is not ready`)
         return {
-          ready: !stopping && ws.length === n && ws.every(w => w.ready),
+          ready: reasons.length === 0,
           config_hash: current.hash,
           started_at: startedAt.toISOString(),
           uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
           version: VERSION,
           workers: ws.length,
+          worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
+          reasons: reasons.length > 0 ? reasons : undefined,
         }
       },
       reload: (yaml) => reload(yaml),
@@ -82,38 +180,60 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     })
     await new Promise<void>((res) => admin!.listen(cfg.adminListen!.port, cfg.adminListen!.host, () => res()))
   }
-  logger.info({ workers: n, admin: cfg.adminListen }, 'certbound primary started')
+  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch }, 'certbound primary started')
 
   process.on('SIGHUP', () => { void reload() })
-  const stop = (): void => {
+  const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    broadcast({ type: 'shutdown' })
+    logger.info({ signal }, 'stopping: workers drain their in-flight requests')
+    watcher?.close()
+    for (const { worker } of workers.values()) worker.send({ type: 'shutdown' } satisfies ToWorker)
+    admin?.closeAllConnections()
     admin?.close()
-    const deadline = setTimeout(() => process.exit(0), current.settings.limits.drain_timeout + 2000)
+    // workers enforce drain_timeout themselves; this only guards against one that hangs
+    const deadline = setTimeout(() => {
+      for (const { worker } of workers.values()) worker.process.kill('SIGKILL')
+      process.exit(0)
+    }, current.settings.limits.drain_timeout + 2000)
     deadline.unref()
-    const check = setInterval(() => { if (workers.size === 0) { clearInterval(check); process.exit(0) } }, 50)
+    const check = setInterval(() => { if (workers.size === 0) { clearInterval(check); logger.flush(); process.exit(0) } }, 50)
   }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
 }
 
-/** A worker: the full gateway without the admin listener, driven by the primary's messages. */
-export async function runWorker (configFile: string, logger: Logger): Promise<void> {
+/**
+ * A worker: the full gateway without the admin listener, driven by the primary's messages. It asks for its
+ * config text first; messages that arrive while it starts are queued, so a reload sent meanwhile is not lost.
+ */
+export async function runWorker (configFile: string): Promise<void> {
   const send = (m: FromWorker): void => { if (process.send !== undefined) process.send(m) }
-  void logger
-  const gw = await Gateway.start({ configFile, admin: false, onReload: (r) => send({ type: 'reloaded', ok: r.ok, hash: r.ok ? r.hash : undefined }) })
-  AggregatorRegistry.setRegistries([gw.metrics.registry])
-  const report = (): void => { const s = gw.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
-  send({ type: 'ready', hash: gw.status().config_hash, ready: gw.status().ready })
-  const timer = setInterval(report, 1000)
-  timer.unref()
-  process.on('message', (m: ToWorker) => {
-    if (m.type === 'reload') void gw.reload(m.text ?? readFileSync(resolve(configFile), 'utf8'))
-    if (m.type === 'shutdown') { clearInterval(timer); void gw.close().then(() => process.exit(0)) }
-  })
+  const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
   process.on('SIGINT', () => undefined)
-  process.on('SIGTERM', () => { void gw.close().then(() => process.exit(0)) })
   process.on('SIGHUP', () => undefined)
+  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
+  const queued: ToWorker[] = []
+  let onStart: ((text: string) => void) | undefined
+  const handle = (g: Gateway, m: ToWorker): void => {
+    if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
+    if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
+  }
+  process.on('message', (m: ToWorker) => {
+    if (typeof m !== 'object' || m === null) return
+    if (m.type === 'start') { onStart?.(m.text); return }
+    if (running.gw === undefined) queued.push(m)
+    else handle(running.gw, m)
+  })
+  const text = await new Promise<string>((res) => { onStart = res; send({ type: 'hello' }) })
+  onStart = undefined
+  const g = await Gateway.start({ configFile, configText: text, admin: false })
+  running.gw = g
+  AggregatorRegistry.setRegistries([g.metrics.registry])
+  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
+  send({ type: 'ready', hash: g.status().config_hash, ready: g.status().ready })
+  const timer = setInterval(report, 1000)
+  timer.unref()
+  for (const m of queued.splice(0)) handle(g, m)
 }

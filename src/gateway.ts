@@ -1,9 +1,11 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs'
-import { resolve, dirname, basename } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { resolve, basename } from 'node:path'
 import type { Server } from 'node:http'
+import { createSecureContext } from 'node:tls'
 import type { Logger, DestinationStream } from 'pino'
-import { loadConfigText, type LoadedConfig } from './config/validate.js'
+import { loadConfigText, type LoadedConfig, type ResolvedListener } from './config/validate.js'
 import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagnostic.js'
+import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
 import { loadExtensions } from './extensions/registry.js'
 import { compileRuntime, type Runtime } from './runtime/compile.js'
@@ -11,7 +13,7 @@ import { createLogger } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
 import { createRequestHandler } from './server/handler.js'
-import { createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
+import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
@@ -25,7 +27,7 @@ export interface GatewayOptions {
   logger?: Logger
   logDestination?: DestinationStream
   env?: NodeJS.ProcessEnv
-  /** Reload when the config file changes (debounced). */
+  /** Reload when the config file or a listener's TLS file changes (debounced; `certbound start` default). */
   watchConfig?: boolean
   /** Prometheus default process metrics. */
   defaultMetrics?: boolean
@@ -52,7 +54,11 @@ export class Gateway {
   private adminPort = 0
   private readonly startedAt = new Date()
   private reloading: Promise<ReloadResult> | undefined
-  private watcher: FSWatcher | undefined
+  private watcher: ConfigWatch | undefined
+  /** The text the live config was loaded from (the file's, or a POST /config body). */
+  private liveText: string | undefined
+  /** PluginDeps.stash: lives as long as this gateway, across reloads. */
+  private readonly stash = new Map<string, unknown>()
   private closed = false
   private plugins!: Awaited<ReturnType<typeof loadPlugins>>
   private extensions!: GatewayExtension[]
@@ -75,8 +81,10 @@ export class Gateway {
   static async start (opts: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(opts)
     await g.init()
-    const cfg = await g.load(opts.configText)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions })
+    const text = opts.configText ?? g.readConfigFile()
+    const cfg = await g.load(text)
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash })
+    g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
       await g.listenAll()
@@ -85,7 +93,7 @@ export class Gateway {
       throw e
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
-    if (opts.watchConfig === true) g.watchFile()
+    if (opts.watchConfig === true) g.watchFiles(text)
     g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
     return g
   }
@@ -99,17 +107,18 @@ export class Gateway {
     return new Map(this.extensions.map(e => [e.section, e.schema]))
   }
 
-  private async load (text?: string): Promise<LoadedConfig> {
+  /** The config file's text; throws ConfigError (CB_CFG_FILE). */
+  private readConfigFile (): string {
     const file = resolve(this.opts.configFile)
-    let t = text
-    if (t === undefined) {
-      try {
-        t = readFileSync(file, 'utf8')
-      } catch (err) {
-        throw new ConfigError(file, [{ file, line: 1, col: 1, code: 'CB_CFG_FILE', path: '(file)', message: `cannot read ${this.opts.configFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
-      }
+    try {
+      return readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(file, [{ file, line: 1, col: 1, code: 'CB_CFG_FILE', path: '(file)', message: `cannot read ${this.opts.configFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
     }
-    return loadConfigText(file, t, { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas() })
+  }
+
+  private async load (text?: string): Promise<LoadedConfig> {
+    return loadConfigText(resolve(this.opts.configFile), text ?? this.readConfigFile(), { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas() })
   }
 
   private async listenAll (): Promise<void> {
@@ -165,10 +174,12 @@ export class Gateway {
 
   /**
    * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
-   * in-flight requests. An invalid config changes nothing. Reloads are serialised.
+   * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
+   * without it the config file is read again (SIGHUP), which also undoes a config applied by POST /config.
    */
   async reload (text?: string): Promise<ReloadResult> {
     while (this.reloading !== undefined) await this.reloading.catch(() => undefined)
+    if (this.closed) return { ok: false, errors: 'the gateway is stopping', diagnostics: [] }
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
@@ -177,11 +188,13 @@ export class Gateway {
     } finally { this.reloading = undefined }
   }
 
-  private async doReload (text?: string): Promise<ReloadResult> {
+  private async doReload (given?: string): Promise<ReloadResult> {
     let next: Runtime
+    let text: string
     try {
+      text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -197,10 +210,12 @@ export class Gateway {
     } catch (e) {
       await next.close(0)
       this.metrics.reloads.inc({ result: 'invalid' })
-      this.logger.error({ err: e }, 'config reload refused: listeners could not be updated')
+      this.logger.error({ err: e }, 'config reload refused: listeners could not be updated; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
     }
     this.runtime = next
+    this.liveText = text
+    this.watcher?.setFiles(tlsFilesOf(next.config))
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
     this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
@@ -208,51 +223,68 @@ export class Gateway {
     return { ok: true, hash: next.config.hash }
   }
 
-  /** New TLS material applies to new handshakes (setSecureContext); existing connections are not dropped. */
+  /**
+   * Make the listeners match `next`, all or nothing: every new TLS context is built first (a key that does not
+   * match its certificate fails here, before anything changed), then new addresses are bound (undone if one
+   * fails), and only then are kept listeners switched — setSecureContext applies to new handshakes, open
+   * connections keep theirs — and removed listeners drained. Sessions of the old context do not resume.
+   */
   private async applyListeners (next: Runtime): Promise<void> {
     const old = this.bound
-    const keep: BoundListener[] = []
-    const handler = createHandlerPair(this)
+    const plan: Array<{ l: ResolvedListener, i: number, found: BoundListener | undefined }> = []
+    const taken = new Set<BoundListener>()
     for (const [i, l] of next.config.listeners.entries()) {
-      const found = old.find(b => b.host === l.host && (b.port === l.port || l.port === 0) && b.info.tls === (l.tls !== undefined) && !keep.includes(b))
-      if (found !== undefined) {
-        if (l.tls !== undefined) {
-          const o = tlsOptions(l, next.requestClientCertificate)
-          const srv = found.server as Server & { setSecureContext?(o: object): void, requestCert?: boolean, rejectUnauthorized?: boolean }
-          srv.setSecureContext?.(o)
-          srv.requestCert = o.requestCert
-          srv.rejectUnauthorized = o.rejectUnauthorized
-          found.mode = effectiveMode(l, next.requestClientCertificate)
-        }
-        keep.push(found)
-      } else {
-        const b = createListener(l, i, next.config.settings.limits, next.requestClientCertificate, this.metrics, handler)
-        await listen(b)
-        keep.push(b)
-      }
+      const found = old.find(b => b.host === l.host && (b.port === l.port || l.port === 0) && b.info.tls === (l.tls !== undefined) && !taken.has(b))
+      if (found !== undefined) taken.add(found)
+      plan.push({ l, i, found })
     }
-    for (const b of old) if (!keep.includes(b)) void closeListener(b, next.config.settings.limits.drain_timeout)
+    const contexts = new Map<ResolvedListener, ReturnType<typeof tlsOptions>>()
+    for (const { l } of plan) {
+      if (l.tls === undefined) continue
+      const o = tlsOptions(l, next.requestClientCertificate)
+      createSecureContext(o) // throws on a key/certificate mismatch or an unusable cipher list
+      contexts.set(l, o)
+    }
+    const handler = createHandlerPair(this)
+    const added: BoundListener[] = []
+    try {
+      for (const p of plan) {
+        if (p.found !== undefined) continue
+        const b = createListener(p.l, p.i, next.config.settings.limits, next.requestClientCertificate, this.metrics, handler)
+        await listen(b)
+        added.push(b)
+      }
+    } catch (e) {
+      await Promise.all(added.map(b => closeListener(b, 0)))
+      throw e
+    }
+    const keep: BoundListener[] = []
+    for (const p of plan) {
+      const b = p.found ?? added.shift()!
+      if (p.found !== undefined && p.l.tls !== undefined) {
+        const o = contexts.get(p.l)!
+        const srv = p.found.server as Server & { setSecureContext(o: object): void, requestCert?: boolean, rejectUnauthorized?: boolean }
+        srv.setSecureContext(o)
+        srv.requestCert = o.requestCert
+        srv.rejectUnauthorized = o.rejectUnauthorized
+        p.found.mode = effectiveMode(p.l, next.requestClientCertificate)
+      }
+      if (p.found !== undefined) applyLimits(p.found, next.config.settings.limits)
+      keep.push(b)
+    }
+    for (const b of old) if (!taken.has(b)) void closeListener(b, next.config.settings.limits.drain_timeout)
     this.bound = keep
   }
 
-  private watchFile (): void {
-    const file = resolve(this.opts.configFile)
-    let timer: NodeJS.Timeout | undefined
-    let lastText = ''
-    try { lastText = readFileSync(file, 'utf8') } catch { /* reported on reload */ }
-    // watch the directory: editors replace files by rename, which a file watcher would lose
-    this.watcher = watch(dirname(file), (_ev, name) => {
-      if (name !== null && name !== basename(file)) return
-      clearTimeout(timer)
-      timer = setTimeout(() => {
-        let text: string
-        try { text = readFileSync(file, 'utf8') } catch { return }
-        if (text === lastText || text.trim() === '') return // unchanged, or caught mid-write (truncated to nothing)
-        lastText = text
-        void this.reload(text)
-      }, 300)
+  private watchFiles (initialText: string | undefined): void {
+    this.watcher = watchConfigFiles({
+      configFile: this.opts.configFile,
+      initialText,
+      onConfig: (text) => { void this.reload(text) },
+      // a certificate, key or client CA changed: reload the live config (which may have come from POST /config)
+      onFiles: () => { void this.reload(this.liveText) },
     })
-    this.watcher.on('error', () => undefined)
+    this.watcher.setFiles(tlsFilesOf(this.runtime.config))
   }
 
   /** Stop accepting, let in-flight requests finish up to drain_timeout, close pools and plugins. */
@@ -268,8 +300,21 @@ export class Gateway {
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
     this.logger.info('certbound stopped')
-    this.logger.flush?.()
+    await new Promise<void>(r => { try { this.logger.flush(() => r()) } catch { r() } })
   }
+}
+
+/** The files behind the listeners' TLS settings and gateway.trusted_certificates: a change reloads. */
+export function tlsFilesOf (cfg: LoadedConfig): string[] {
+  const out: string[] = []
+  for (const l of cfg.settings.listen) {
+    if (l.tls === undefined) continue
+    out.push(l.tls.cert, l.tls.key)
+    if (l.tls.client_ca !== undefined) out.push(...(Array.isArray(l.tls.client_ca) ? l.tls.client_ca : [l.tls.client_ca]))
+  }
+  const t = cfg.settings.trusted_certificates
+  if (t !== undefined) out.push(...(Array.isArray(t) ? t : [t]))
+  return out.map(f => resolve(cfg.baseDir, f))
 }
 
 function createHandlerPair (g: Gateway) {

@@ -32,6 +32,18 @@ export interface IdpOptions {
   readonly keysTtlMs: number
   readonly tls: HttpTlsOptions | undefined
   readonly log: Logger
+  /** PluginDeps.stash: what was loaded survives a config reload (the next instance starts ready). */
+  readonly stash?: Map<string, unknown>
+}
+
+/** What an IdpState hands on to the instance that replaces it on reload: public data only. */
+interface IdpSnapshot {
+  readonly metadata: Readonly<Record<string, unknown>> | undefined
+  readonly expectedIssuer: string | undefined
+  readonly jwksUri: string | undefined
+  readonly introspectionEndpoint: string | undefined
+  readonly jwks: JSONWebKeySet | undefined
+  readonly keysAt: number
 }
 
 /**
@@ -46,6 +58,7 @@ export class IdpState {
   private metadata: Readonly<Record<string, unknown>> | undefined
   private jwksUri: string | undefined
   private keys: LocalJwks | undefined
+  private jwks: JSONWebKeySet | undefined
   private keysFingerprint = ''
   private keysAt = -Infinity
   private lastAttemptAt = -Infinity
@@ -58,6 +71,7 @@ export class IdpState {
   private readonly configuredIssuer: string | undefined
   private readonly discoveryUrls: readonly string[]
   private readonly localKey: string | undefined
+  private readonly stashKey: string
   /** Bound once: jose calls it for every verification (no closure per request). */
   readonly getKey: JWTVerifyGetKey
 
@@ -72,6 +86,23 @@ export class IdpState {
     this.jwksUri = o.jwksEndpoint
     this.introspectionEndpoint = o.introspectionEndpoint
     this.getKey = this.resolveKey.bind(this)
+    // every setting that decides what is fetched, and from where, and how it is trusted
+    this.stashKey = `openid-connect:idp:${JSON.stringify([o.issuer, o.jwksEndpoint, o.introspectionEndpoint, o.needKeys, o.needIntrospection, o.needIssuer, o.tls?.rejectUnauthorized !== false])}`
+    const kept = o.stash?.get(this.stashKey) as IdpSnapshot | undefined
+    if (kept !== undefined) this.restore(kept)
+  }
+
+  /** Start from what the instance this one replaces had loaded; a later fetch replaces it as usual. */
+  private restore (s: IdpSnapshot): void {
+    this.metadata = s.metadata
+    this.expectedIssuer = this.configuredIssuer ?? s.expectedIssuer
+    this.jwksUri = this.o.jwksEndpoint ?? s.jwksUri
+    this.introspectionEndpoint = this.o.introspectionEndpoint ?? s.introspectionEndpoint
+    if (s.jwks !== undefined) {
+      this.setKeys(s.jwks)
+      this.keysAt = s.keysAt
+    }
+    this.loadedOnce = true
   }
 
   /** The in-process issuer, when the configured issuer is served by this gateway. */
@@ -158,6 +189,10 @@ export class IdpState {
       throw new Error('the discovery document has no introspection_endpoint and introspection_endpoint is not configured')
     }
     this.loadedOnce = true
+    this.o.stash?.set(this.stashKey, Object.freeze({
+      metadata: this.metadata, expectedIssuer: this.expectedIssuer, jwksUri: this.jwksUri,
+      introspectionEndpoint: this.introspectionEndpoint, jwks: this.jwks, keysAt: this.keysAt,
+    }) satisfies IdpSnapshot)
   }
 
   /** OpenID Connect Discovery 1.0 §4, then RFC 8414 §3; the first document that answers 200 wins. */
@@ -193,6 +228,7 @@ export class IdpState {
     const fingerprint = JSON.stringify(jwks)
     if (this.keys === undefined || fingerprint !== this.keysFingerprint) {
       this.keys = createLocalJWKSet(jwks) // throws JWKSInvalid on a malformed set: the old keys stay
+      this.jwks = jwks
       this.keysFingerprint = fingerprint
     }
     this.keysAt = Date.now()
@@ -227,7 +263,10 @@ export class IdpState {
         await this.inflight // a refetch is already on its way: it may bring this kid
       } else {
         const now = Date.now()
-        if (now - this.lastAttemptAt < this.o.cooldownMs || now - this.lastFailureAt < this.failureBackoffMs) throw err
+        // the IdP just failed: an unknown kid cannot be checked, which is "unavailable", not "invalid" — a
+        // client told invalid_token would throw a good token away
+        if (now - this.lastFailureAt < this.failureBackoffMs) throw this.unavailable()
+        if (now - this.lastAttemptAt < this.o.cooldownMs) throw err
         await this.refresh()
       }
       return await this.keys!(header, token)

@@ -421,6 +421,7 @@ export default definePlugin({
       keysTtlMs: config.jwks_cache_ttl * 1000,
       tls,
       log,
+      stash: deps.stash,
     })
     let introspection: IntrospectionClient | undefined
     if (needIntrospection) {

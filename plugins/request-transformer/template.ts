@@ -1,6 +1,6 @@
 import type { RequestContext } from '../../src/pipeline/context.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
-import { claimHeaderValue } from '../../src/auth/credential.js'
+import { claimHeaderValue, sanitize } from '../../src/auth/credential.js'
 import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
 
 /**
@@ -147,7 +147,9 @@ export function compileTemplate (value: string, env: TemplateEnv): CompiledTempl
 
 /**
  * Render for one request. A lookup that yields nothing (or '') makes the whole value undefined: the entry is
- * skipped, as Kong skips a header whose template is empty, rather than sending a half-filled value.
+ * skipped, as Kong skips a header whose template is empty, rather than sending a half-filled value. Control
+ * characters are removed from what lookups yield (a query parameter can carry %0D%0A, a claim or a certificate
+ * subject anything): a rendered value never splits a header. Literal parts were checked at load.
  */
 export function renderTemplate (t: CompiledTemplate, ctx: RequestContext): string | undefined {
   if (t.literal !== undefined) return t.literal
@@ -157,8 +159,9 @@ export function renderTemplate (t: CompiledTemplate, ctx: RequestContext): strin
     const p = parts[i]
     if (typeof p === 'string') { out += p; continue }
     const v = p(ctx)
-    if (v === undefined || v === '') return undefined
-    out += v
+    const clean = v === undefined ? '' : sanitize(v)
+    if (clean === '') return undefined
+    out += clean
   }
   return out
 }

@@ -6,6 +6,16 @@ const nameRe = /^[A-Za-z0-9._~-]+$/
 export const entityName = z.string().regex(nameRe, 'must contain only letters, digits and . _ ~ -')
 const ref = z.union([z.string(), z.strictObject({ name: z.string(), id: z.string().optional() })])
 
+/**
+ * TLS 1.3's suites, then TLS 1.2's AEAD suites with forward secrecy (Mozilla "intermediate" without DHE). Node's own
+ * default ends in HIGH, which lets CBC suites with SHA-1 MACs (ECDHE-ECDSA-AES128-SHA...) through on TLS 1.2.
+ */
+export const DEFAULT_TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+
 export const tlsListenSchema = z.strictObject({
   cert: z.string().describe('Server certificate chain (PEM), relative to the config file'),
   key: z.string().describe('Server private key (PEM)'),
@@ -13,7 +23,8 @@ export const tlsListenSchema = z.strictObject({
   client_certificate: z.enum(['none', 'request', 'require']).default('none')
     .describe('none: do not ask; request: ask, accept any (plugins decide); require: handshake fails without a certificate that verifies against client_ca'),
   min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted (TLS 1.0/1.1 are never accepted)'),
-  ciphers: z.string().optional().describe('OpenSSL cipher list for TLS 1.2 (default: Node\'s, which excludes weak ciphers)'),
+  ciphers: z.string().default(DEFAULT_TLS_CIPHERS)
+    .describe('OpenSSL cipher list, TLS 1.3 suite names included (default: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only; no CBC, SHA-1, RC4 or NULL suites)'),
 })
 
 export const listenSchema = z.strictObject({
@@ -21,13 +32,27 @@ export const listenSchema = z.strictObject({
   tls: tlsListenSchema.optional().describe('TLS settings; omit for plain HTTP'),
 })
 
+/** gateway.limits: every default here is the documented one (README "Operations"). */
 export const limitsSchema = z.strictObject({
-  max_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024).describe('Bytes of request head accepted; beyond it: 431'),
-  max_body_size: z.number().int().min(0).default(0).describe('Bytes of request body accepted; beyond it: 413. 0 = unlimited (streamed)'),
-  header_timeout: duration('ms to receive the request head (slowloris guard)').default(10_000),
-  request_timeout: duration('ms to receive the whole request').default(60_000),
-  keepalive_timeout: duration('ms an idle keep-alive connection stays open').default(60_000),
-  drain_timeout: duration('ms in-flight requests get to finish on shutdown or reload').default(10_000),
+  max_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024)
+    .describe('Bytes of request line and headers accepted; beyond it: 431 and the connection is closed'),
+  max_body_size: z.number().int().min(0).default(0)
+    .describe('Bytes of request body accepted (0 = unlimited; bodies are streamed, never buffered whole). Beyond it: ' +
+      '413 and the connection is closed — at once for a larger Content-Length, as soon as the limit is passed for a chunked body'),
+  header_timeout: z.number().int().min(1).default(10_000)
+    .describe('ms from the first byte of a request to the end of its headers (the slowloris guard): ' +
+      'beyond it 408 and the connection is closed. At most request_timeout'),
+  request_timeout: duration('ms from the first byte of a request to the end of its body (0 = no limit): ' +
+    'beyond it 408 (if no response has started) and the connection is closed. Bounds slow uploads too').default(60_000),
+  keepalive_timeout: duration('ms an idle keep-alive connection stays open between requests (advertised as Keep-Alive: timeout=N; ' +
+    'node closes 1 s later, so that the client closes first; 0 = no idle timeout)').default(60_000),
+  drain_timeout: duration('ms in-flight requests get to finish on SIGTERM/SIGINT, and on the old config after a reload; ' +
+    'then their connections are closed').default(10_000),
+}).superRefine((l, ctx) => {
+  // node refuses headersTimeout > requestTimeout; say so with the config position instead of failing to listen
+  if (l.request_timeout > 0 && l.header_timeout > l.request_timeout) {
+    ctx.addIssue({ code: 'custom', path: ['header_timeout'], message: `must be at most request_timeout (${l.request_timeout})` })
+  }
 })
 
 export const pluginEntrySchema = z.strictObject({

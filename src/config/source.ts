@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml'
+import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml'
 import type { Diagnostic, PathKey } from './diagnostic.js'
 import { formatPath } from './diagnostic.js'
 
@@ -6,18 +6,27 @@ const ENV_RE = /\$\{\{\s*env\s+"([^"]*)"\s*\}\}/g
 
 /**
  * A parsed YAML config with positions: every later stage reports problems by key path, and this maps
- * a path back to line:column (Kong's loader cannot; yaml's LineCounter lets us).
+ * a path back to line:column (Kong's loader cannot; yaml's node ranges let us).
  */
 export class ConfigSource {
   readonly doc: Document
-  readonly lines: LineCounter
   readonly diagnostics: Diagnostic[] = []
 
+  /** Offset of the first character of each line, from the text itself (see {@link linePos}). */
+  private readonly lineStarts: number[] = [0]
+  private readonly textLength: number
+
   constructor (readonly file: string, text: string, env: NodeJS.ProcessEnv = process.env) {
-    this.lines = new LineCounter()
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, strict: true })
+    // decK substitutes on the raw text, so Kong's guides write `issuer: "${{ env "DECK_ISSUER" }}"`: double
+    // quotes inside double quotes, which YAML cannot parse. Quote such a whole value with single quotes instead
+    // (same length: every position stays right); the substitution then happens in the parsed value, where a
+    // secret's `#` or `: ` cannot change the document's structure.
+    text = text.replace(/"(\$\{\{\s*env\s+"[^"\n]*"\s*\}\})"/g, "'$1'")
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1)
+    this.textLength = text.length
+    this.doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true })
     for (const e of this.doc.errors) {
-      const pos = this.lines.linePos(e.pos[0])
+      const pos = this.linePos(e.pos[0])
       this.diagnostics.push({ file, line: pos.line, col: pos.col, code: 'CB_CFG_YAML', path: '(yaml)', message: e.message.split('\n')[0] })
     }
     if (this.doc.errors.length === 0) this.substituteEnv(env)
@@ -47,8 +56,32 @@ export class ConfigSource {
     walk(this.doc.contents, [])
   }
 
+  /**
+   * 1-based line and column of a text offset. Computed from the text, not with yaml's LineCounter: the lexer
+   * does not count the newlines inside a token it could not parse (`}(` then a newline), so its positions for
+   * syntax errors could point past the end of a line.
+   */
+  linePos (offset: number): { line: number, col: number } {
+    const at = Math.max(0, Math.min(offset, this.textLength))
+    let lo = 0
+    let hi = this.lineStarts.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (this.lineStarts[mid] <= at) lo = mid
+      else hi = mid - 1
+    }
+    return { line: lo + 1, col: at - this.lineStarts[lo] + 1 }
+  }
+
+  /** The document as plain data; undefined (reported) when aliases expand beyond 100 (a "billion laughs" file). */
   toJS (): unknown {
-    return this.doc.toJS({ maxAliasCount: 100 })
+    try {
+      return this.doc.toJS({ maxAliasCount: 100 })
+    } catch (e) {
+      // yaml throws a ReferenceError for excessive alias expansion: a config error, not a crash of the loader
+      this.report([], 'CB_CFG_YAML', `${(e as Error).message} (more than 100 alias expansions)`)
+      return undefined
+    }
   }
 
   /** Position of the value at `path`, or of the closest existing ancestor. With `key`, the key's own position. */
@@ -72,7 +105,7 @@ export class ConfigSource {
     }
     const range = (best as YamlNode | null)?.range
     if (range === undefined || range === null) return { line: 1, col: 1 }
-    return this.lines.linePos(range[0])
+    return this.linePos(range[0])
   }
 
   report (path: readonly PathKey[], code: string, message: string, key?: string): void {

@@ -116,6 +116,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   // a YAML syntax error leaves nothing to validate; a missing env variable (already reported) does not stop the rest
   if (src.doc.errors.length > 0) return undefined
   const js = src.toJS()
+  if (js === undefined) return undefined // refused by toJS (alias bomb), already reported
   if (js === null || typeof js !== 'object' || Array.isArray(js)) {
     src.report([], 'CB_CFG_TYPE', 'the config must be a YAML mapping with _format_version, gateway, services, plugins')
     return undefined
@@ -149,6 +150,10 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
       const tp = [...p, 'tls']
       const cert = files.certs([...tp, 'cert'], l.tls.cert)
       const key = files.privateKey([...tp, 'key'], l.tls.key)
+      // a certificate renewed before its key was written (or the reverse) must not reach a listener
+      if (cert !== undefined && key !== undefined && !new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
+        src.report([...tp, 'key'], 'CB_CFG_PEM', `${l.tls.key} is not the private key of the certificate in ${l.tls.cert}`)
+      }
       const caList = l.tls.client_ca === undefined ? [] : (Array.isArray(l.tls.client_ca) ? l.tls.client_ca : [l.tls.client_ca])
       const ca = caList.map((c, j) => files.certs(Array.isArray(l.tls!.client_ca) ? [...tp, 'client_ca', j] : [...tp, 'client_ca'], c))
       if (l.tls.client_certificate === 'require' && caList.length === 0) {

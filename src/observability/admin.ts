@@ -5,7 +5,11 @@ import type { CidrSet } from '../net/cidr.js'
 
 export interface AdminDeps {
   metrics: GatewayMetrics
-  status(): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, workers?: number, reasons?: string[] }
+  status(): {
+    ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, reasons?: string[]
+    /** gateway.workers: the workers running, and each one's pid, readiness and config. */
+    workers?: number, worker_status?: Array<{ pid: number, ready: boolean, config_hash: string }>
+  }
   /** Apply a new config (YAML text); resolves with diagnostics text on failure. */
   reload?(yaml: string): Promise<{ ok: true } | { ok: false, errors: string, diagnostics: readonly unknown[] }>
   allow(): CidrSet

@@ -50,6 +50,13 @@ export interface PluginDeps {
   readonly local: LocalServices
   /** Where the instance sits, for log messages: `services[0].routes[1].plugins[0]`. */
   readonly where: string
+  /**
+   * Kept for the life of the gateway, across reloads (Kong's shared cache): what an instance learnt from the
+   * outside world — an IdP's metadata and public keys — so that its successor in the next config starts from it
+   * instead of from nothing (a reload while the IdP is down must not turn a working route into 503s). Keys are
+   * chosen by the plugin and must include every setting the value depends on. Absent in `certbound validate`.
+   */
+  readonly stash?: Map<string, unknown>
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

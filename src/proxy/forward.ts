@@ -77,7 +77,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.controller = controller
-    if (this.f.res.destroyed) controller.abort(new Error('client closed'))
+    // The client's connection may already be ended: node's parser found the request's framing broken after its head
+    // (a bad chunk size in the same packet) and the listener answered 400. Nothing of it may reach the upstream.
+    if (this.f.res.destroyed || this.f.req.socket?.writableEnded === true) controller.abort(new Error('client closed'))
   }
 
   onResponseStart (_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {

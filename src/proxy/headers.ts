@@ -7,6 +7,15 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
 const GATEWAY_OWNED = new Set(['host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-request-id', 'x-real-ip', 'forwarded'])
 
 /**
+ * A header name as a CGI-style upstream sees it: WSGI, Rack, PHP and CGI map `X-Credential-Sub` and
+ * `X_Credential_Sub` to the same variable (HTTP_X_CREDENTIAL_SUB). Names are compared with underscores read as
+ * hyphens, so an underscore spelling of an identity or gateway-owned header is dropped like the header itself.
+ */
+export function cgiName (lower: string): string {
+  return lower.includes('_') ? lower.replace(/_/g, '-') : lower
+}
+
+/**
  * The identity headers stripped from every client request, gateway-wide (strip before set): the
  * `x-credential-` prefix, certificate headers, and every header a configured plugin can set.
  */
@@ -18,8 +27,9 @@ export class StripSet {
   }
 
   has (lower: string): boolean {
-    if (this.names.has(lower)) return true
-    for (const p of this.prefixes) if (lower.startsWith(p)) return true
+    const name = cgiName(lower)
+    if (this.names.has(name)) return true
+    for (const p of this.prefixes) if (name.startsWith(p)) return true
     return false
   }
 }
@@ -49,9 +59,11 @@ export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: For
   let xff: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase()
-    if (HOP_BY_HOP.has(name) || GATEWAY_OWNED.has(name) || strip.has(name)) continue
+    const cgi = cgiName(name)
+    if (HOP_BY_HOP.has(cgi) || GATEWAY_OWNED.has(cgi) || strip.has(cgi)) continue
     if (connectionListed !== undefined && connectionListed.has(name)) continue
-    if (name === 'x-forwarded-for') {
+    if (cgi === 'x-forwarded-for') {
+      if (cgi !== name) continue // X_Forwarded_For is never honoured, not even from a trusted proxy
       if (fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
       continue
     }

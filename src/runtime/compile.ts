@@ -35,6 +35,8 @@ export interface Runtime {
 export interface CompileOptions {
   logger: Logger
   extensions: readonly GatewayExtension[]
+  /** PluginDeps.stash: state plugin instances hand on to their successors across reloads. */
+  stash?: Map<string, unknown>
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -68,7 +70,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where }
+    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -119,6 +121,8 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     async close (drainMs: number) {
       const deadline = Date.now() + drainMs
       while (runtime.inflight > 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 20))
+      // drain_timeout is up: fail what still runs instead of waiting for it (pools.close would wait)
+      if (runtime.inflight > 0) await pools.destroy()
       await Promise.allSettled(cleanup.map(c => c()))
     },
   }

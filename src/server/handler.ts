@@ -57,6 +57,23 @@ function hostOf (req: IncomingMessage): string {
   return (c < 0 ? h : h.slice(0, c)).toLowerCase()
 }
 
+/**
+ * Request shapes node's parser lets through that a proxy must not: a version other than HTTP/1.x (node accepts an
+ * HTTP/0.9 request line and "HTTP/2.0" in an HTTP/1 one) and more than one Host (RFC 9112 §3.2: node keeps the
+ * first, a hop behind us might use the last). Answered 400 with the connection closed.
+ */
+function malformedRequest (req: IncomingMessage): GatewayError | undefined {
+  if (req.httpVersionMajor !== 1) return new GatewayError('CB_ERR_BAD_REQUEST', { detail: `HTTP/${req.httpVersion} request line`, headers: { connection: 'close' } })
+  const raw = req.rawHeaders
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 4 && raw[i].toLowerCase() === 'host' && ++hosts > 1) {
+      return new GatewayError('CB_ERR_BAD_REQUEST', { detail: 'more than one Host header (RFC 9112 §3.2)', headers: { connection: 'close' } })
+    }
+  }
+  return undefined
+}
+
 function errorFor (e: unknown): GatewayError {
   if (e instanceof GatewayError) return e
   return new GatewayError('CB_ERR_INTERNAL', { detail: e instanceof Error ? `${e.name}: ${e.message}` : String(e), cause: e })
@@ -183,6 +200,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     let ctx: RequestContext | undefined
     let path = req.url ?? ''
     try {
+      const malformed = malformedRequest(req)
+      if (malformed !== undefined) throw malformed
       if (rt.extensions.length > 0) {
         const parsed = splitTarget(req.url)
         if (parsed !== undefined) {
@@ -218,6 +237,17 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const rt = deps.runtime()
     const id = requestIdOf(req)
     socket.on('error', () => socket.destroy())
+    // Only WebSocket is spliced: an "Upgrade: h2c" tunnel would let the client send HTTP/2 requests straight to the
+    // upstream, to any path, past the router and the plugin chain (h2c smuggling).
+    const upgrade = req.headers.upgrade
+    const refused = malformedRequest(req) ?? (typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket'
+      ? undefined
+      : new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade: ${String(upgrade)} is not supported (only websocket)` }))
+    if (refused !== undefined) {
+      writeRaw(socket, refused)
+      accessLog(rt, req, id, '(none)', '', refused.status, startNs, undefined, undefined, refused)
+      return
+    }
     const p = prepare(req, rt, id)
     if (p.err !== undefined || p.ctx === undefined || p.match === undefined) {
       const err = p.err ?? new GatewayError('CB_ERR_BAD_REQUEST')
@@ -255,6 +285,6 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
 function writeRaw (socket: Duplex, err: GatewayError): void {
   const body = JSON.stringify({ message: err.message })
   let head = `HTTP/1.1 ${err.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`
-  for (const [k, v] of Object.entries(err.headers ?? {})) head += `${k}: ${v}\r\n`
+  for (const [k, v] of Object.entries(err.headers ?? {})) if (k !== 'connection') head += `${k}: ${v}\r\n`
   if (socket.writable) socket.end(head + '\r\n' + body)
 }

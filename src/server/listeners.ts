@@ -58,6 +58,9 @@ export function createListener (l: ResolvedListener, index: number, limits: Limi
     headersTimeout: limits.header_timeout,
     requestTimeout: limits.request_timeout,
     keepAliveTimeout: limits.keepalive_timeout,
+    // node checks header_timeout and request_timeout on this timer (default 30 s, which would let a slowloris
+    // connection live 30 s past a 1 s timeout)
+    connectionsCheckingInterval: TIMEOUT_CHECK_MS,
     // strict parsing: no lenient flags, so CL+TE, duplicate Content-Length and obs-fold are 400s (smuggling)
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
@@ -78,7 +81,11 @@ export function createListener (l: ResolvedListener, index: number, limits: Limi
     })
   }
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-    if (!socket.writable) { socket.destroy(); return }
+    // a response already under way (a request_timeout during a slow upload) cannot get a second status line
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true
+    if (!socket.writable || inProgress) { socket.destroy(); return }
+    // close once the answer is flushed: a slowloris client that never closes its side must not keep the socket
+    socket.once('finish', () => socket.destroy())
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400)
     const body = JSON.stringify({ message: status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request' })
     socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
@@ -93,6 +100,18 @@ function tlsFailureReason (err: Error & { code?: string }): string {
   if (/certificate|verify|CERT/i.test(m)) return 'certificate'
   if (/ECONNRESET|socket hang up/i.test(m)) return 'reset'
   return 'other'
+}
+
+/** How often node checks header_timeout and request_timeout on open connections. */
+export const TIMEOUT_CHECK_MS = 250
+
+/** gateway.limits on a listener that outlives a reload: node reads these per connection or per check. */
+export function applyLimits (b: BoundListener, limits: LimitsConfig): void {
+  const s = b.server as BoundListener['server'] & { maxHeaderSize?: number }
+  s.maxHeaderSize = limits.max_header_size
+  s.headersTimeout = limits.header_timeout
+  s.requestTimeout = limits.request_timeout
+  s.keepAliveTimeout = limits.keepalive_timeout
 }
 
 export function listen (b: BoundListener): Promise<void> {

@@ -26,9 +26,10 @@ export const SUITE_LOG_DIR = join(tmpdir(), 'certbound-suite-logs')
 
 /**
  * Boot certbound from inline YAML in a temp dir (or `dir`), on the ports the YAML gives (use port 0).
- * `files` are written next to gateway.yml first. Logs are captured as parsed JSON lines.
+ * `files` are written next to gateway.yml first. Logs are captured as parsed JSON lines. `watch`: reload on file
+ * changes, as `certbound start` does.
  */
-export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string } = {}): Promise<TestGateway> {
+export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean } = {}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'certbound-gw-'))
   const ownDir = opts.dir === undefined
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
@@ -46,7 +47,7 @@ export async function startGateway (yaml: string, opts: { dir?: string, env?: No
     },
   })
   const logger = createLogger({ level: opts.logLevel ?? 'debug', destination: sink as never })
-  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env })
+  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env, watchConfig: opts.watch })
   const addrs = gateway.addresses()
   return {
     gateway,
