@@ -18,9 +18,11 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean -
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY gateway.yml ./gateway.yml
-# The demo config is validated at build time against generated dev certificates (not kept in the image).
-RUN node bin/certbound.js certs --out /tmp/certs >/dev/null && mkdir -p certs && cp /tmp/certs/*.crt certs/ && cp /tmp/certs/*.key certs/ \
- && node bin/certbound.js validate -c gateway.yml && rm -rf certs /tmp/certs
+# The demo config is validated at build time in a scratch copy with throwaway dev certificates: nothing it
+# creates (certificates, the authorization server's generated signing key) stays in the image.
+RUN mkdir /tmp/validate && cp gateway.yml /tmp/validate/ \
+ && node bin/certbound.js certs --out /tmp/validate/certs >/dev/null \
+ && node bin/certbound.js validate -c /tmp/validate/gateway.yml && rm -rf /tmp/validate
 USER node
 EXPOSE 8443 8001
 # Mount your config and certificates at /config (read-only) and run: certbound start -c /config/gateway.yml

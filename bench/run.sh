@@ -4,7 +4,7 @@
 # Adapted from ../shared/anchors-bench/run-anchors.sh (certbound reference harness): see bench/README.md.
 #
 # usage: bash bench/run.sh                  (defaults: ~4 minutes)
-#        BENCH_QUICK=1 bash bench/run.sh    (~1.5 minute smoke test: RUNS=1 DUR_KA=2 DUR_HS=1 WARMUP=0, no quiet-waits,
+#        BENCH_QUICK=1 bash bench/run.sh    (~2 minute smoke test: RUNS=1 DUR_KA=2 DUR_HS=1 WARMUP=0, no quiet-waits,
 #                                            no retries, no separate `certbound validate` before each start)
 #        RUNS=3 bash bench/run.sh           (the README's figures: medians of 3)
 # env:   SCENARIOS="S0 S1 S2 S4 S5p S5 S6 S5c"   (see README.md)

@@ -116,9 +116,11 @@ async function start (rest: string[]): Promise<number> {
   }
   let gw: Gateway
   try {
-    let text: string
-    try { text = readFileSync(config, 'utf8') } catch (e) { err(`certbound: cannot read ${config}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`); return 1 }
-    const cfg = await Gateway.check(config, { configText: text })
+    // read once: the text validated here is the text every worker runs (unreadable: check() reports CB_CFG_FILE)
+    let read: string | undefined
+    try { read = readFileSync(config, 'utf8') } catch { read = undefined }
+    const cfg = await Gateway.check(config, { configText: read })
+    const text = read ?? readFileSync(config, 'utf8')
     if (cfg.settings.workers > 0) {
       const { runPrimary } = await import('./cluster.js')
       const { createLogger } = await import('./observability/logger.js')

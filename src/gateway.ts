@@ -161,9 +161,10 @@ export class Gateway {
 
   status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, reasons?: string[] } {
     const reasons: string[] = []
+    if (this.closed) reasons.push('stopping')
     for (const { plugin, instance } of this.runtime.instances) if (instance.ready !== undefined && !instance.ready()) reasons.push(`${plugin.def.name} at ${plugin.key} is not ready`)
     return {
-      ready: !this.closed && reasons.length === 0,
+      ready: reasons.length === 0,
       config_hash: this.runtime.config.hash,
       started_at: this.startedAt.toISOString(),
       uptime_s: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
@@ -203,6 +204,10 @@ export class Gateway {
       }
       this.logger.error({ err: e }, 'config reload failed; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
+    }
+    if (this.closed) {
+      await next.close(0)
+      return { ok: false, errors: 'the gateway is stopping', diagnostics: [] }
     }
     const prev = this.runtime
     try {
@@ -300,7 +305,8 @@ export class Gateway {
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
     this.logger.info('certbound stopped')
-    await new Promise<void>(r => { try { this.logger.flush(() => r()) } catch { r() } })
+    // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
+    await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })
   }
 }
 

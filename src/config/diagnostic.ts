@@ -44,14 +44,24 @@ export class ConfigError extends Error {
 }
 
 /** Levenshtein distance, for "did you mean" hints. */
-export function closest (word: string, candidates: Iterable<string>): string | undefined {
+export function closest (word: string, iterable: Iterable<string>): string | undefined {
+  const candidates = [...iterable]
   let best: string | undefined
   let bestD = Infinity
   for (const c of candidates) {
     const d = distance(word, c)
     if (d < bestD) { bestD = d; best = c }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
+  if (best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))) return best
+  // a different suffix on the same stem (introspection_url → introspection_endpoint)
+  let byPrefix: string | undefined
+  let longest = 5
+  for (const c of candidates) {
+    let n = 0
+    while (n < word.length && n < c.length && word[n] === c[n]) n++
+    if (n > longest) { longest = n; byPrefix = c }
+  }
+  return byPrefix
 }
 
 function distance (a: string, b: string): number {
