@@ -230,6 +230,9 @@ export async function runWorker (configFile: string): Promise<void> {
   onStart = undefined
   const g = await Gateway.start({ configFile, configText: text, admin: false })
   running.gw = g
+  // constructing one registers prom-client's worker-side listener that answers the primary's /metrics
+  // requests; setRegistries alone does not, and the primary's /metrics would wait forever
+  void new AggregatorRegistry()
   AggregatorRegistry.setRegistries([g.metrics.registry])
   const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
   send({ type: 'ready', hash: g.status().config_hash, ready: g.status().ready })

@@ -18,8 +18,11 @@ export interface LoggerOptions {
   destination?: DestinationStream
 }
 
+/** How long a log line may wait in the buffer when traffic is light. */
+const FLUSH_INTERVAL_MS = 200
+
 export function createLogger (opts: LoggerOptions = {}): Logger {
-  const dest = opts.destination ?? pino.destination({ dest: 1, sync: false })
+  const dest = opts.destination ?? bufferedStdout()
   return pino({
     level: opts.level ?? 'info',
     base: { pid: process.pid },
@@ -27,4 +30,16 @@ export function createLogger (opts: LoggerOptions = {}): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   }, dest)
+}
+
+/**
+ * stdout, written in blocks of about 8 KiB rather than a write(2) per line: under load the access log is a
+ * line per request, and one syscall per line measured ~10 % of the gateway's CPU. Lines never wait longer
+ * than FLUSH_INTERVAL_MS; a crash loses at most that much (pino flushes on exit).
+ */
+function bufferedStdout (): DestinationStream {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 })
+  const timer = setInterval(() => { try { dest.flush() } catch { /* closed or busy: next tick */ } }, FLUSH_INTERVAL_MS)
+  timer.unref()
+  return dest
 }

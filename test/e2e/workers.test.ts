@@ -78,6 +78,17 @@ describe('gateway.workers: 2 (primary + workers, a real process)', () => {
     const s0 = await status(admin)
     expect(s0).toMatchObject({ ready: true, workers: 2 })
     expect(s0.worker_status).toHaveLength(2)
+    // /metrics on the primary aggregates the workers' registries (and answers: it used to wait forever)
+    for (let i = 0; i < 4; i++) {
+      const r = await request(`${base}/a/m${i}`)
+      await r.body.dump()
+      expect(r.statusCode).toBe(200)
+    }
+    const m = await request(`${admin}/metrics`, { headersTimeout: 5000, bodyTimeout: 5000 })
+    expect(m.statusCode).toBe(200)
+    const metrics = await m.body.text()
+    const served = [...metrics.matchAll(/^certbound_http_requests_total\{route="a",status="200"\} (\d+)/gm)].map(x => Number(x[1]))
+    expect(served.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4)
     for (const w of s0.worker_status) expect(w).toMatchObject({ ready: true, config_hash: s0.config_hash })
     expect(s0.worker_status.map(w => w.pid)).not.toContain(p.pid)
 
