@@ -129,6 +129,11 @@ async function start (rest: string[]): Promise<number> {
       return await new Promise<number>(() => { /* runs until a signal */ })
     }
     gw = await Gateway.start({ configFile: config, configText: text, watchConfig: watch, defaultMetrics: true })
+    if (v['init-certs'] === true) {
+      const { demoHint } = await import('./demo-hint.js')
+      const hint = demoHint(gw, config)
+      if (hint !== undefined) err(hint)
+    }
   } catch (e) {
     if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
     err(`certbound: cannot start: ${(e as Error).message}`)

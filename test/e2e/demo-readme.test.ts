@@ -93,6 +93,17 @@ describe('the demo (npm start) and the README walkthrough, run as written', () =
     expect(claims.cnf['x5t#S256']).toBe(thumb)
   })
 
+  it('prints the three curl commands to try, and they work as printed', () => {
+    const hint = output.slice(output.indexOf('certbound demo is up'))
+    // the indented, non-comment lines; the token command spans two lines (a trailing backslash)
+    const lines = hint.split('\n').filter(l => l.startsWith('  ') && !l.trimStart().startsWith('#')).map(l => l.slice(2))
+    const [token, call, replay] = lines.join('\n').replace(/\\\n/g, '').split('\n')
+    expect(token).toContain(`https://localhost:${port}/oauth2/token`)
+    const run = (...cmds: string[]): string => execFileSync('bash', ['-c', ['set -e', ...cmds].join('\n')], { cwd: dir, encoding: 'utf8', timeout: 30_000 })
+    expect(run(token, call)).toContain('"x-credential-client-id": "client1"')
+    expect(run(token, replay)).toMatch(/^HTTP\/1\.1 401/m)
+  })
+
   it('answers on the admin listener', () => {
     const status = JSON.parse(execFileSync('curl', ['-s', `http://127.0.0.1:${adminPort}/status`], { encoding: 'utf8' })) as { ready: boolean }
     expect(status.ready).toBe(true)
