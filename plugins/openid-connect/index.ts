@@ -403,7 +403,7 @@ export default definePlugin({
   description: 'Validates JWT access tokens locally against the issuer\'s keys (or introspects opaque ones), with RFC 8705 certificate binding',
   schema: openidConnectSchema,
   create (config: OpenidConnectConfig, deps: PluginDeps): PluginInstance {
-    const log = deps.logger.child({ plugin: NAME, where: deps.where })
+    const log = deps.logger.child({ where: deps.where })
     const needIntrospection = config.auth_methods.includes('introspection')
     const tls = config.ssl_verify ? undefined : { rejectUnauthorized: false }
     if (!config.ssl_verify) log.warn('openid-connect: ssl_verify is false: the IdP\'s TLS certificate is not verified')

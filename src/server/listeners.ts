@@ -71,6 +71,12 @@ export function createListener (l: ResolvedListener, index: number, limits: Limi
   const sockets = new Set<Socket>()
   server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
   server.on('upgrade', handlers.upgrade)
+  // a gateway is not a forward proxy: CONNECT gets an answer instead of Node's silent drop
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const body = '{"message":"CONNECT is not supported"}'
+    if (socket.writable) socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+    else socket.destroy()
+  })
   if (l.tls !== undefined) {
     server.on('secureConnection', (s: TLSSocket) => {
       metrics.handshake(info.name)

@@ -309,11 +309,11 @@ export const corpus: readonly HostileCase[] = [
     expectUpstreamHit: false,
   },
   {
-    name: 'plain: CONNECT (a tunnel request) → connection dropped without an answer, nothing upstream',
+    name: 'plain: CONNECT (a tunnel request) → 405, closed, nothing upstream',
     group: 'framing',
-    // certbound is no forward proxy: node destroys a CONNECT connection when the server has no 'connect' listener
+    // certbound is no forward proxy: a CONNECT gets a clear answer and the connection is closed
     send: () => raw('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n', { listener: 'plain' }),
-    expect: { status: null, closed: true },
+    expect: { status: 405, closed: true },
     expectUpstreamHit: false,
   },
   {
