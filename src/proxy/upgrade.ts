@@ -5,7 +5,8 @@ import type { CompiledService } from '../router/types.js'
 
 /**
  * WebSocket (and other Upgrade) pass-through: replay the request head to the upstream with node:http and,
- * once it answers 101, splice the two sockets. Measured simpler and cheaper than http-proxy for this one job.
+ * once it answers 101, splice the two sockets. http-proxy was not needed for this one job (undici serves every
+ * other request; nothing else here needs it), so it is not a dependency.
  */
 export function forwardUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, service: CompiledService, path: string, headers: Record<string, string | string[]>): Promise<number> {
   return new Promise((resolve) => {
