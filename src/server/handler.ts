@@ -167,14 +167,13 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
   }
 
-  function prepare (req: IncomingMessage, rt: Runtime, id: string): { ctx?: RequestContext, match?: RouteMatch, parsed?: Parsed, err?: GatewayError } {
-    const parsed = splitTarget(req.url)
+  function prepare (req: IncomingMessage, rt: Runtime, id: string, startNs: bigint, parsed: Parsed | undefined): { ctx?: RequestContext, match?: RouteMatch, parsed?: Parsed, err?: GatewayError } {
     if (parsed === undefined) return { err: new GatewayError('CB_ERR_BAD_PATH', { detail: 'request target is not a valid path' }) }
     const match = rt.router.match(req.method ?? 'GET', hostOf(req), parsed.path, req.headers, listener.tls)
     if (match === undefined) return { parsed, err: new GatewayError('CB_ERR_NO_ROUTE', { detail: `no route for ${req.method} ${hostOf(req)}${parsed.path}` }) }
     const ctx = new RequestContext({
       id,
-      startNs: 0n,
+      startNs,
       req,
       method: req.method ?? 'GET',
       path: parsed.path,
@@ -202,8 +201,9 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     try {
       const malformed = malformedRequest(req)
       if (malformed !== undefined) throw malformed
+      // the target is parsed once, for the extensions and the router alike
+      const parsed = splitTarget(req.url)
       if (rt.extensions.length > 0) {
-        const parsed = splitTarget(req.url)
         if (parsed !== undefined) {
           for (const ext of rt.extensions) {
             if (ext.handle === undefined) continue
@@ -213,7 +213,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
           }
         }
       }
-      const p = prepare(req, rt, id)
+      const p = prepare(req, rt, id, startNs, parsed)
       if (p.parsed !== undefined) path = p.parsed.path
       if (p.err !== undefined) throw p.err
       ctx = p.ctx!
@@ -248,7 +248,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       accessLog(rt, req, id, '(none)', '', refused.status, startNs, undefined, undefined, refused)
       return
     }
-    const p = prepare(req, rt, id)
+    const p = prepare(req, rt, id, startNs, splitTarget(req.url))
     if (p.err !== undefined || p.ctx === undefined || p.match === undefined) {
       const err = p.err ?? new GatewayError('CB_ERR_BAD_REQUEST')
       writeRaw(socket, err)
