@@ -7,7 +7,7 @@ import type { Credential, RequestContext } from '../../src/pipeline/context.js'
 import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
 import { bearerToken } from '../../src/auth/bearer.js'
 import { cnfThumbprint } from '../../src/auth/binding.js'
-import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, setCredentialHeaders } from '../../src/auth/credential.js'
+import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
 import { createCertSource, type CertSource } from '../../src/auth/cert-source.js'
 import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
@@ -51,12 +51,6 @@ interface Entry {
   /** cnf is present but binds to something else than a certificate (e.g. DPoP's jkt). */
   readonly cnfOther: boolean
   readonly scopeOk: boolean
-}
-
-/** Recorder standing in for a RequestContext, to capture the shared X-Credential-* mapping once per token. */
-class HeaderRecorder {
-  readonly out: string[] = []
-  setUpstreamHeader (name: string, value: string): void { this.out.push(name, value) }
 }
 
 function cacheKey (token: string): string {
@@ -355,9 +349,8 @@ class OpenidConnect implements PluginInstance {
       credential = { ...credential, scope: scopes.join(' '), scopes: Object.freeze(scopes) }
     }
     Object.freeze(credential)
-    const rec = new HeaderRecorder()
-    // one source of truth for Callista's X-Credential-* mapping, evaluated once per token instead of per request
-    setCredentialHeaders(rec as unknown as RequestContext, credential)
+    // Callista's X-Credential-* mapping and the claim headers, evaluated once per token instead of per request
+    const rec = { out: credentialHeaders(credential).flat() }
     for (const [claim, header] of this.upstreamClaims) {
       const v = claimHeaderValue(claims[claim])
       if (v !== undefined && v !== '') rec.out.push(header, v)

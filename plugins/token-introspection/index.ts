@@ -8,7 +8,7 @@ import type { HttpRequestOptions } from '../../src/http-client/types.js'
 import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
 import { bearerToken } from '../../src/auth/bearer.js'
 import { cnfThumbprint, safeEqual } from '../../src/auth/binding.js'
-import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, sanitize, setCredentialHeaders } from '../../src/auth/credential.js'
+import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, sanitize } from '../../src/auth/credential.js'
 import { createCertSource } from '../../src/auth/cert-source.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
@@ -157,8 +157,7 @@ export default definePlugin({
       for (const t of [claims.token_type, claims.typ]) {
         if (typeof t === 'string' && NOT_ACCESS_TOKEN_TYPES.has(t.toLowerCase())) return { active: false, detail: `the token is a ${t} token, not an access token`, expMs }
       }
-      const headers: Array<readonly [string, string]> = []
-      collectCredentialHeaders(credential, headers)
+      const headers = credentialHeaders(credential)
       for (const [claim, header] of customClaims) {
         let v: string | undefined
         try {
@@ -281,13 +280,3 @@ export default definePlugin({
   },
 })
 
-/**
- * setCredentialHeaders (the one definition of Callista's header set) run once per token into a list, so a cache
- * hit replays the list instead of re-deriving it.
- */
-function collectCredentialHeaders (c: Credential, out: Array<readonly [string, string]>): void {
-  const collector: Pick<RequestContext, 'setUpstreamHeader'> = {
-    setUpstreamHeader (name: string, value: string): void { out.push([name.toLowerCase(), value]) },
-  }
-  setCredentialHeaders(collector as RequestContext, c)
-}

@@ -1,4 +1,4 @@
-import type { Credential, RequestContext } from '../pipeline/context.js'
+import type { Credential } from '../pipeline/context.js'
 import { cnfThumbprint } from './binding.js'
 
 /** Headers Callista's token-introspection sets upstream for a passing request. */
@@ -37,20 +37,26 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
   }
 }
 
-/** Set Callista's X-Credential-* headers upstream (the client's copies were stripped gateway-wide). */
-export function setCredentialHeaders (ctx: RequestContext, c: Credential): void {
+/**
+ * Callista's X-Credential-* headers for a credential, as [name, value] pairs (empty values left out). Token
+ * plugins compute them once per verified token and replay them on cache hits; the client's copies were stripped
+ * gateway-wide.
+ */
+export function credentialHeaders (c: Credential): Array<readonly [string, string]> {
   const cl = c.claims
-  const set = (h: string, v: string | undefined) => { if (v !== undefined && v !== '') ctx.setUpstreamHeader(h, sanitize(v)) }
-  set('x-credential-scope', c.scope)
-  set('x-credential-client-id', c.clientId)
-  set('x-credential-token-type', c.tokenType)
-  set('x-credential-exp', str(cl.exp))
-  set('x-credential-iat', str(cl.iat))
-  set('x-credential-nbf', str(cl.nbf))
-  set('x-credential-sub', c.sub)
-  set('x-credential-aud', Array.isArray(cl.aud) ? cl.aud.filter(a => typeof a === 'string').join(' ') : str(cl.aud))
-  set('x-credential-iss', str(cl.iss))
-  set('x-credential-jti', str(cl.jti))
+  const out: Array<readonly [string, string]> = []
+  const add = (h: string, v: string | undefined): void => { if (v !== undefined && v !== '') out.push([h, sanitize(v)]) }
+  add('x-credential-scope', c.scope)
+  add('x-credential-client-id', c.clientId)
+  add('x-credential-token-type', c.tokenType)
+  add('x-credential-exp', str(cl.exp))
+  add('x-credential-iat', str(cl.iat))
+  add('x-credential-nbf', str(cl.nbf))
+  add('x-credential-sub', c.sub)
+  add('x-credential-aud', Array.isArray(cl.aud) ? cl.aud.filter(a => typeof a === 'string').join(' ') : str(cl.aud))
+  add('x-credential-iss', str(cl.iss))
+  add('x-credential-jti', str(cl.jti))
+  return out
 }
 
 /** A claim value as a header value: strings as-is, others as JSON; control characters removed. */
