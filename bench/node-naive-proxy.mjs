@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Copied from ../shared/anchors-bench/node-naive-proxy.mjs (certbound reference harness): scenario S4.
+// Copied from ../shared/anchors-bench/node-naive-proxy.mjs (certbound reference harness): scenario S4; --token-cache
+// (scenario S4k) is ours, the "naive Node proxy + a map of already-verified tokens" row.
 // S4: a deliberately straightforward Node implementation of the certbound chain, as a rough anchor for
 // "what plain Node achieves". node:https (mTLS, requestCert) -> jose jwtVerify (ES256, typ at+jwt, iss,
 // aud, exp) -> scope -> RFC 8705 cnf."x5t#S256" == base64url(sha256(peer cert DER)) -> inject
@@ -25,6 +26,9 @@ const { values: a } = parseArgs({
     'jwt-pub': { type: 'string', default: '/tmp/bench/jwt/pub.pem' },
     upstream: { type: 'string', default: 'http://127.0.0.1:9000' },
     workers: { type: 'string', default: '0' },
+    // the "naive Node proxy + a map of already-verified tokens" reference (S4k): a verified token's claims
+    // are kept in a Map; exp, scope and the certificate binding are still checked on every request
+    'token-cache': { type: 'boolean', default: false },
     iss: { type: 'string', default: 'https://127.0.0.1:9449' }, // the static issuer S5 discovers (bench/lib.sh passes it explicitly)
     aud: { type: 'string', default: 'https://api.example.test' },
     scope: { type: 'string', default: 'system-access' },
@@ -50,6 +54,7 @@ async function serve () {
   const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host'])
   const CRED = new Set(['x-credential-sub', 'x-credential-scope', 'x-credential-client-id'])
   const THUMB = Symbol('x5t#S256')
+  const CACHE = a['token-cache'] ? new Map() : undefined
 
   // RFC 8705 thumbprint of the verified peer certificate, computed once per TLS connection
   function thumbprint (socket) {
@@ -70,11 +75,15 @@ async function serve () {
     if (!auth) return null
     const sp = auth.indexOf(' ')
     if (sp < 0 || auth.slice(0, sp).toLowerCase() !== 'bearer') return null
-    let payload
-    try {
-      ;({ payload } = await jwtVerify(auth.slice(sp + 1).trim(), key, {
+    const token = auth.slice(sp + 1).trim()
+    let payload = CACHE?.get(token)
+    if (payload !== undefined) {
+      if (payload.exp * 1000 <= Date.now()) { CACHE.delete(token); return null }
+    } else try {
+      ;({ payload } = await jwtVerify(token, key, {
         algorithms: ['ES256'], typ: 'at+jwt', issuer: a.iss, audience: a.aud, requiredClaims: ['exp'],
       }))
+      if (CACHE !== undefined) { if (CACHE.size >= 10_000) CACHE.clear(); CACHE.set(token, payload) }
     } catch {
       return null
     }

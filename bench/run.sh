@@ -7,7 +7,7 @@
 #        BENCH_QUICK=1 bash bench/run.sh    (~2 minute smoke test: RUNS=1 DUR_KA=2 DUR_HS=1 WARMUP=0, no quiet-waits,
 #                                            no retries, no separate `certbound validate` before each start)
 #        RUNS=3 bash bench/run.sh           (the README's figures: medians of 3)
-# env:   SCENARIOS="S0 S1 S2 S4 S5p S5 S6 S5c"   (see README.md)
+# env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md)
 #        RUNS=1  DUR_KA=10  DUR_HS=5  CONNS_KA=64  CONNS_HS=16  WARMUP=2
 #        SUT_CPU=0 (the proxy under test)  RIG_CPU=1 (load generator, upstream, issuer, IdP)
 #        BENCH_SETUP=1 (run bench/setup.sh first; 0 skips it)  BENCH_BUILD=auto|1|0 (rebuild dist/ when stale)
@@ -21,7 +21,7 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   RUNS=${RUNS:-1} DUR_KA=${DUR_KA:-2} DUR_HS=${DUR_HS:-1} WARMUP=${WARMUP:-0} QUIET_BUDGET=${QUIET_BUDGET:-0} RETRY_BUDGET=${RETRY_BUDGET:-0}
   BENCH_VALIDATE=${BENCH_VALIDATE:-0}
 fi
-SCENARIOS=${SCENARIOS:-"S0 S1 S2 S4 S5p S5 S6 S5c"}
+SCENARIOS=${SCENARIOS:-"S0 S1 S2 S4 S4k S5p S5 S6 S5c"}
 RUNS=${RUNS:-1}
 DUR_KA=${DUR_KA:-10}
 DUR_HS=${DUR_HS:-5}
@@ -39,12 +39,12 @@ if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
 source "$HERE/lib.sh"
 export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS
 RESULTS=$OUTDIR/results.jsonl
-declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449)
+declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449)
 declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109)
 need_tools
 install_traps
 for s in $SCENARIOS; do
-  case $s in S0|S1|S2|S4|S5|S5c|S5p|S6) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S5p S5 S6 S5c)" ;; esac
+  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c)" ;; esac
 done
 for p in $UP_PORT $ISS_PORT $INTRO_PORT "${PORT[@]}" "${ADMIN[@]}"; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
 
@@ -71,7 +71,7 @@ fs.writeFileSync(process.argv[2], JSON.stringify({
 start_upstream
 
 # ---------------------------------------------------------------- scenario helpers
-start_proxy() { # S1 S2 S4 -> PROXY_PID
+start_proxy() { # S1 S2 S4 S4k -> PROXY_PID
   local s=$1 port=${PORT[$1]}
   case $s in
     S1) render "$HERE/conf/s1-nginx-mtls.conf" "$RUN/s1.conf" "$port"
@@ -80,6 +80,7 @@ start_proxy() { # S1 S2 S4 -> PROXY_PID
         haproxy -c -q -f "$RUN/s2.cfg" >>"$LOG" 2>&1 || die "haproxy config check failed"
         taskset -c "$SUT_CPU" haproxy -f "$RUN/s2.cfg" -db >>"$RUN/s2.out" 2>&1 & ;;
     S4) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4.out" 2>&1 & ;;
+    S4k) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --token-cache --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4k.out" 2>&1 & ;;
   esac
   PROXY_PID=$!; STARTED+=("$PROXY_PID")
   wait_port "$port" "$PROXY_PID" || die "$s did not start (see $RUN/)"
@@ -157,11 +158,12 @@ for s in $SCENARIOS; do
       for m in ka hs; do log " S0 $m"; load S0 $m "http://127.0.0.1:$UP_PORT/" --watch "upstream=$UP_PIDS" || FAILED+=("S0/$m"); done
       pin "$RIG_CPU" "$UP_PIDS"
       ;;
-    S1|S2|S4)
+    S1|S2|S4|S4k)
       case $s in
         S1) desc="nginx mTLS proxy, no token check" ;;
         S2) desc="HAProxy 2.6 full chain (mTLS + jwt_verify + cnf + scope)" ;;
         S4) desc="naive Node proxy (node:https + jose + undici), 1 process" ;;
+        S4k) desc="naive Node proxy + a map of verified tokens (exp, scope, binding checked per request), 1 process" ;;
       esac
       log "== $s $desc on 127.0.0.1:${PORT[$s]}, cpu$SUT_CPU"
       start_proxy "$s"
@@ -174,7 +176,7 @@ for s in $SCENARIOS; do
         log "$s verify-chain: $(grep -E 'passed, [0-9]+ failed' "$RUN/verify-$s.txt" | tail -1 | sed 's/^verify-chain: //')"
       fi
       if ((ok)); then
-        [[ $s == S4 ]] && RSS_PIDS=$PROXY_PIDS
+        [[ $s == S4 || $s == S4k ]] && RSS_PIDS=$PROXY_PIDS
         for m in ka hs; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" --watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS" || FAILED+=("$s/$m"); done
       else
         log "$s functional checks FAILED - not benchmarked"; FAILED+=("$s/checks")

@@ -21,6 +21,7 @@ const NAMES = {
   S1: 'S1 nginx mTLS proxy, no token check',
   S2: 'S2 HAProxy 2.6 full chain',
   S4: 'S4 naive Node proxy, 1 proc',
+  S4k: 'S4k naive Node + verified-token map, 1 proc',
   S5p: 'S5p certbound mTLS proxy, no plugin',
   S5: 'S5 certbound full chain, 1 proc',
   S6: 'S6 certbound token-introspection (warm cache)',
