@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { GatewayError } from './gateway-error.js'
 
 /** Send a GatewayError as the response: JSON `{"message": ...}` unless the error carries its own body. */
-export function sendError (res: ServerResponse, err: GatewayError): void {
+export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): void {
   if (res.headersSent) { res.destroy(); return }
   const body = err.body ?? JSON.stringify({ message: err.message })
   const headers: Record<string, string | number> = {
@@ -11,6 +11,7 @@ export function sendError (res: ServerResponse, err: GatewayError): void {
     'cache-control': 'no-store',
   }
   if (err.headers !== undefined) for (const k in err.headers) headers[k] = err.headers[k]
+  if (requestId !== undefined) headers['x-request-id'] = requestId
   res.writeHead(err.status, headers)
   res.end(body)
 }

@@ -1,27 +1,22 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { RouteRequestMetrics } from './route-metrics.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
- * Label children are cached per route and status: the hot path does no label hashing.
+ * Requests are counted by RouteRequestMetrics: the hot path does no label hashing.
  */
 export class GatewayMetrics {
   readonly registry = new Registry()
-  private readonly requests: Counter<'route' | 'status'>
-  private readonly latency: Histogram<'route'>
+  private readonly requests: RouteRequestMetrics
   private readonly upstreamErrors: Counter<'service' | 'kind'>
   private readonly handshakes: Counter<'listener'>
   private readonly certFailures: Counter<'listener' | 'reason'>
   readonly reloads: Counter<'result'>
   readonly inflight: Gauge
-  private readonly byRoute = new Map<string, { latency: Histogram.Internal<'route'>, byStatus: Map<number, Counter.Internal> }>()
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
-    this.requests = new Counter({ name: 'certbound_http_requests_total', help: 'Requests by route and response status', labelNames: ['route', 'status'], registers })
-    this.latency = new Histogram({
-      name: 'certbound_http_request_duration_seconds', help: 'Total request latency by route', labelNames: ['route'], registers,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    })
+    this.requests = new RouteRequestMetrics(this.registry, [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
     this.upstreamErrors = new Counter({ name: 'certbound_upstream_errors_total', help: 'Upstream failures by service and kind', labelNames: ['service', 'kind'], registers })
     this.handshakes = new Counter({ name: 'certbound_tls_handshakes_total', help: 'Completed TLS handshakes by listener', labelNames: ['listener'], registers })
     this.certFailures = new Counter({ name: 'certbound_tls_client_cert_failures_total', help: 'Handshakes failed or client certificates refused, by reason', labelNames: ['listener', 'reason'], registers })
@@ -30,20 +25,7 @@ export class GatewayMetrics {
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 
-  request (route: string, status: number, seconds: number): void {
-    let r = this.byRoute.get(route)
-    if (r === undefined) {
-      r = { latency: this.latency.labels(route), byStatus: new Map() }
-      this.byRoute.set(route, r)
-    }
-    let c = r.byStatus.get(status)
-    if (c === undefined) {
-      c = this.requests.labels(route, String(status))
-      r.byStatus.set(status, c)
-    }
-    c.inc()
-    r.latency.observe(seconds)
-  }
+  request (route: string, status: number, seconds: number): void { this.requests.record(route, status, seconds) }
 
   upstreamError (service: string, kind: string): void { this.upstreamErrors.inc({ service, kind }) }
   handshake (listener: string): void { this.handshakes.inc({ listener }) }

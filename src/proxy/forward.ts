@@ -21,6 +21,8 @@ export interface ForwardRequest {
   readonly headers: Record<string, string | string[]>
   readonly req: IncomingMessage
   readonly res: ServerResponse
+  /** Sent back as x-request-id (the gateway's, whatever the upstream echoes). */
+  readonly requestId: string
   readonly pools: UpstreamPools
   /** Applied to the upstream head before it is sent to the client (plugins' response phase). */
   readonly onHead: ((head: UpstreamHead) => void) | undefined
@@ -88,7 +90,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const head: UpstreamHead = { status: statusCode, headers }
     if (this.f.onHead !== undefined) this.f.onHead(head)
     this.status = head.status
-    this.f.res.writeHead(head.status, downstreamHeaders(head.headers))
+    const out = downstreamHeaders(head.headers)
+    out['x-request-id'] = this.f.requestId
+    this.f.res.writeHead(head.status, out)
   }
 
   onResponseData (c: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -15,12 +15,23 @@ export function cgiName (lower: string): string {
   return lower.includes('_') ? lower.replace(/_/g, '-') : lower
 }
 
+/** What becomes of a client header on its way upstream. */
+const DROP = 0
+const FORWARDED_FOR = 1
+const FORWARDED_FOR_SPOOF = 2
+type Fate = typeof DROP | typeof FORWARDED_FOR | typeof FORWARDED_FOR_SPOOF | string
+
+/** Header names remembered per StripSet; the set is emptied when full, so odd names cannot grow it. */
+const FATE_CACHE_MAX = 1024
+
 /**
  * The identity headers stripped from every client request, gateway-wide (strip before set): the
  * `x-credential-` prefix, certificate headers, and every header a configured plugin can set.
  */
 export class StripSet {
   private readonly names: Set<string>
+  /** Raw header name (as the client spelled it) -> its fate: the same dozen names come on every request. */
+  private readonly fates = new Map<string, Fate>()
   constructor (names: Iterable<string>, private readonly prefixes: readonly string[] = ['x-credential-']) {
     this.names = new Set([...names].map(n => n.toLowerCase()))
     for (const n of ['x-client-cert', 'x-client-cert-chain', 'x-ssl-client-cert', 'ssl-client-cert', 'x-forwarded-client-cert', 'client-cert', 'client-cert-chain']) this.names.add(n)
@@ -31,6 +42,20 @@ export class StripSet {
     if (this.names.has(name)) return true
     for (const p of this.prefixes) if (name.startsWith(p)) return true
     return false
+  }
+
+  /** The lower-case name to forward the header under, or why not. */
+  fate (raw: string): Fate {
+    let f = this.fates.get(raw)
+    if (f !== undefined) return f
+    const name = raw.toLowerCase()
+    const cgi = cgiName(name)
+    if (HOP_BY_HOP.has(cgi) || GATEWAY_OWNED.has(cgi) || this.has(cgi)) f = DROP
+    else if (cgi === 'x-forwarded-for') f = cgi === name ? FORWARDED_FOR : FORWARDED_FOR_SPOOF
+    else f = name
+    if (this.fates.size >= FATE_CACHE_MAX) this.fates.clear()
+    this.fates.set(raw, f)
+    return f
   }
 }
 
@@ -58,15 +83,14 @@ export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: For
   }
   let xff: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase()
-    const cgi = cgiName(name)
-    if (HOP_BY_HOP.has(cgi) || GATEWAY_OWNED.has(cgi) || strip.has(cgi)) continue
-    if (connectionListed !== undefined && connectionListed.has(name)) continue
-    if (cgi === 'x-forwarded-for') {
-      if (cgi !== name) continue // X_Forwarded_For is never honoured, not even from a trusted proxy
-      if (fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
+    const fate = strip.fate(raw[i])
+    if (typeof fate !== 'string') {
+      // X_Forwarded_For is never honoured, not even from a trusted proxy
+      if (fate === FORWARDED_FOR && fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
       continue
     }
+    const name = fate
+    if (connectionListed !== undefined && connectionListed.has(name)) continue
     const v = raw[i + 1]
     const prev = out[name]
     if (prev === undefined) out[name] = v

@@ -164,7 +164,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const svc = route.service
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
     const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
-    return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
+    return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, requestId: ctx.id, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
   }
 
   function prepare (req: IncomingMessage, rt: Runtime, id: string, startNs: bigint, parsed: Parsed | undefined): { ctx?: RequestContext, match?: RouteMatch, parsed?: Parsed, err?: GatewayError } {
@@ -192,7 +192,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const rt = deps.runtime()
     rt.inflight++
     const id = requestIdOf(req)
-    res.setHeader('x-request-id', id)
+    // x-request-id goes into the one header object writeHead gets (forward, sendError): a setHeader() before it
+    // would send every response through node's slower merge of the two header APIs
     let routeName = '(none)'
     let result: ForwardResult | undefined
     let failure: GatewayError | undefined
@@ -205,6 +206,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       const parsed = splitTarget(req.url)
       if (rt.extensions.length > 0) {
         if (parsed !== undefined) {
+          res.setHeader('x-request-id', id)
           for (const ext of rt.extensions) {
             if (ext.handle === undefined) continue
             const tls = listener.tls ? tlsIdentity(req.socket) : null
@@ -222,7 +224,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      sendError(res, failure)
+      sendError(res, failure, id)
     } finally {
       rt.inflight--
       const status = result?.status ?? (failure?.status ?? res.statusCode)
