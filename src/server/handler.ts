@@ -122,7 +122,6 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
     writeAccess({
-      msg: 'request',
       req_id: id,
       route,
       method: req.method,

@@ -12,10 +12,11 @@ function run (body: string, opts: { readDelayMs?: number, untilLine?: string } =
     const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error('logger script did not finish in 20 s')) }, 20_000)
     let out = ''
+    p.stdout.setEncoding('utf8') // a pipe chunk may end inside a multi-byte character
     // a slow reader: the pipe fills and the writer meets EAGAIN
     if (opts.readDelayMs !== undefined) { p.stdout.pause(); setTimeout(() => p.stdout.resume(), opts.readDelayMs) }
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString()
+    p.stdout.on('data', (c: string) => {
+      out += c
       if (opts.untilLine !== undefined && out.includes(opts.untilLine)) p.kill('SIGTERM')
     })
     p.on('close', (code) => { clearTimeout(timer); resolve({ lines: out.split('\n').filter(l => l !== ''), code }) })
@@ -29,9 +30,10 @@ function numbers (lines: string[]): number[] {
 describe('stdout logger (lines gathered into blocks)', () => {
   beforeAll(async () => { await ensureDist() }, 180_000)
 
-  it('writes every line, in order, when the process ends by itself', async () => {
-    const { lines } = await run('for (let i = 0; i < 5000; i++) log.info({ i }, "line")')
+  it('writes every line, in order, when the process ends by itself; multi-byte text survives block boundaries', async () => {
+    const { lines } = await run('for (let i = 0; i < 5000; i++) log.info({ i, s: "é€😀".repeat(i % 7) }, "line")')
     expect(numbers(lines)).toEqual(Array.from({ length: 5000 }, (_, i) => i))
+    expect(lines.map(l => (JSON.parse(l) as { s: string }).s)).toEqual(Array.from({ length: 5000 }, (_, i) => 'é€😀'.repeat(i % 7)))
   })
 
   it('writes every line when the process calls process.exit() with lines still buffered, past a slow reader', async () => {
