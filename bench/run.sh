@@ -14,11 +14,13 @@
 #        BENCH_VALIDATE=1 (`certbound validate` each generated config before starting it)
 #        FRESH_PKI=1  QUIET_MAX=15 QUIET_BUDGET=45  NOISE_MAX=25 RETRY_BUDGET=4 RETRY_PER=1
 #        UP_PORT=9000 ISS_PORT=9449 INTRO_PORT=9450  S5C_WORKERS=2
+#        PAIRED="S2 S4k" (anchors measured at the same time as certbound S5, on the same core; "" skips)
+#        PAIR_RUNS=5 DUR_PAIR=8
 # Only 127.0.0.1 is ever targeted. Every load run is bounded (loadgen --max-seconds + timeout(1)).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
-  RUNS=${RUNS:-1} DUR_KA=${DUR_KA:-2} DUR_HS=${DUR_HS:-1} WARMUP=${WARMUP:-0} QUIET_BUDGET=${QUIET_BUDGET:-0} RETRY_BUDGET=${RETRY_BUDGET:-0}
+  RUNS=${RUNS:-1} DUR_KA=${DUR_KA:-2} DUR_HS=${DUR_HS:-1} WARMUP=${WARMUP:-0} PAIR_RUNS=${PAIR_RUNS:-1} DUR_PAIR=${DUR_PAIR:-2} QUIET_BUDGET=${QUIET_BUDGET:-0} RETRY_BUDGET=${RETRY_BUDGET:-0}
   BENCH_VALIDATE=${BENCH_VALIDATE:-0}
 fi
 SCENARIOS=${SCENARIOS:-"S0 S1 S2 S4 S4k S5p S5 S6 S5c"}
@@ -32,6 +34,9 @@ NOISE_MAX=${NOISE_MAX:-25}
 RETRY_BUDGET=${RETRY_BUDGET:-4}
 RETRY_PER=${RETRY_PER:-1}
 S5C_WORKERS=${S5C_WORKERS:-2}
+PAIRED=${PAIRED-"S2 S4k"} # anchors run beside certbound S5 at the same time ("" = none)
+PAIR_RUNS=${PAIR_RUNS:-5}
+DUR_PAIR=${DUR_PAIR:-8}
 T_START=$(date +%s)
 
 if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
@@ -231,6 +236,49 @@ for s in $SCENARIOS; do
       ;;
   esac
 done
+
+# ---------------------------------------------------------------- paired runs
+# certbound (S5, full chain) and one anchor at the same time, both pinned to cpu$SUT_CPU, each with its own load
+# generator (half the connections each): whatever else the shared machine does slows both alike, so the ratio of
+# their CPU per request holds where back-to-back runs drift (HAProxy alone measured 111-195 µs/req on one day).
+if [[ -n $PAIRED ]]; then
+  log "== paired runs: certbound S5 beside ${PAIRED// /, } on cpu$SUT_CPU, ${PAIR_RUNS}x${DUR_PAIR}s, $((CONNS_KA / 2)) connections each"
+  if start_certbound S5 full "${PORT[S5]}" "${ADMIN[S5]}" 0 "$SUT_CPU"; then
+    CB_PIDS=$(gw_pids_csv)
+    for a in $PAIRED; do
+      start_proxy "$a"
+      A_PIDS=$(pids_of "$PROXY_PID")
+      if ! PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$a]}" "$a" >"$RUN/verify-pair-$a.txt" 2>&1; then
+        log "  $a functional checks FAILED - not paired"; FAILED+=("pair-$a/checks"); stop_proxy; continue
+      fi
+      for ((r = 1; r <= PAIR_RUNS; r++)); do
+        wait_quiet
+        warm=0; ((r == 1)) && warm=$WARMUP
+        lg=()
+        for side in "$a" S5; do
+          pids=$CB_PIDS; [[ $side != S5 ]] && pids=$A_PIDS
+          chk=(--check-path /whoami --check-contains CN=client1)
+          [[ $side == S5 ]] && chk=(--check-path /echo --check-contains x-credential-sub=client1-service-account)
+          timeout -k 5 $((DUR_PAIR + warm + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "https://127.0.0.1:${PORT[$side]}/" \
+            --mode ka --connections $((CONNS_KA / 2)) --duration "$DUR_PAIR" --warmup "$warm" --max-seconds $((DUR_PAIR + warm + 50)) \
+            --label "pair-$side" --cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt" --token "$JWT/token.jwt" "${chk[@]}" \
+            --watch "proxy=$pids" >"$RUN/pair-$a-$side-$r.json" 2>>"$LOG" &
+          lg+=($!)
+        done
+        okp=1; for p in "${lg[@]}"; do wait "$p" || okp=0; done
+        if ((okp)); then
+          line=$(node -e 'const f = (s) => JSON.parse(require("fs").readFileSync(s, "utf8")); const a = f(process.argv[1]), c = f(process.argv[2]);
+            console.log(JSON.stringify({ anchor: process.argv[3], round: +process.argv[4], anchor_us: a.cpu.proxy.us_per_req, certbound_us: c.cpu.proxy.us_per_req, anchor_rps: a.rps, certbound_rps: c.rps, anchor_p99: a.lat_ms.p99, certbound_p99: c.lat_ms.p99, anchor_non2xx: a.non2xx + a.errors, certbound_non2xx: c.non2xx + c.errors }))' \
+            "$RUN/pair-$a-$a-$r.json" "$RUN/pair-$a-S5-$r.json" "$a" "$r")
+          echo "$line" >>"$OUTDIR/paired.jsonl"
+          log "  pair $a/S5 run $r: $line"
+        else log "  pair $a/S5 run $r FAILED (see $LOG)"; FAILED+=("pair-$a/$r"); fi
+      done
+      stop_proxy
+    done
+    stop_gateway
+  else log "paired runs: certbound did not start: $GW_ERR"; FAILED+=("paired/start"); stop_gateway; fi
+fi
 
 stop_all
 log "all started processes stopped; elapsed $(($(date +%s) - T_START)) s"

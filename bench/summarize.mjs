@@ -14,6 +14,7 @@ const jsonl = (f) => existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8
 const rows = jsonl('results.jsonl')
 const rssRows = jsonl('rss.jsonl')
 const notes = jsonl('notes.jsonl')
+const pairedRows = jsonl('paired.jsonl')
 const env = existsSync(join(dir, 'env.json')) ? JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')) : {}
 
 const NAMES = {
@@ -85,6 +86,21 @@ for (const r of summary) {
   r.vs_direct = d && r.label !== 'S0' ? { rps: ratio(r.rps, d.rps), p99: ratio(r.p99, d.p99) } : null
 }
 
+// ---- paired runs: certbound S5 and one anchor loaded at the same time on the same core (run.sh PAIRED)
+const paired = [...new Set(pairedRows.map((r) => r.anchor))].map((anchor) => {
+  const rs = pairedRows.filter((r) => r.anchor === anchor)
+  return {
+    anchor, runs: rs.length,
+    ratios: rs.map((r) => r.certbound_us / r.anchor_us),
+    ratio: median(rs.map((r) => r.certbound_us / r.anchor_us)),
+    anchor_us: median(rs.map((r) => r.anchor_us)), certbound_us: median(rs.map((r) => r.certbound_us)),
+    anchor_rps: median(rs.map((r) => r.anchor_rps)), certbound_rps: median(rs.map((r) => r.certbound_rps)),
+    anchor_p99: median(rs.map((r) => r.anchor_p99)), certbound_p99: median(rs.map((r) => r.certbound_p99)),
+    p99_ratio: median(rs.map((r) => r.certbound_p99 / r.anchor_p99)),
+    failed: rs.reduce((t, r) => t + r.anchor_non2xx + r.certbound_non2xx, 0),
+  }
+})
+
 // ---- goals of issue 5, checked against this run
 const goals = []
 const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail })
@@ -106,11 +122,17 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
     const cr = ratio(i6.sut_us_per_req, one.sut_us_per_req); const rr = ratio(i6.rps, one.rps)
     goal('warm-cache token-introspection within 10 % of local JWT validation (ka)', `CPU ${rx(cr)}, req/s ${rx(rr)}`, cr <= 1.1 && rr >= 0.9, `${fmt(i6.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
   }
+  for (const p of paired) {
+    if (p.anchor === 'S2') {
+      goal('proxy CPU per request ≤ 0.5× HAProxy (paired: both at the same time on one core)', rx(p.ratio), p.ratio <= 0.5, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req, median of ${p.runs} (per-run ratios ${p.ratios.map((x) => x.toFixed(2)).join(' ')})`)
+      goal('p99 ≤ HAProxy (paired, same load at the same time)', rx(p.p99_ratio), p.p99_ratio <= 1, `${fmt(p.certbound_p99, 2)} vs ${fmt(p.anchor_p99, 2)} ms`)
+    }
+  }
   const rssMax = Math.max(...summary.filter((r) => /^S5|^S6/.test(r.label) && r.rss_max_mb != null).map((r) => r.rss_max_mb))
   if (Number.isFinite(rssMax)) goal('RSS under load < 150 MB per process (after each run; the 5-minute flatness is bench/soak.sh)', `${fmt(rssMax)} MB`, rssMax < 150, 'largest certbound process seen')
 }
 
-if (process.argv.includes('--json')) { console.log(JSON.stringify({ env, summary, goals, notes }, null, 1)); process.exit(0) }
+if (process.argv.includes('--json')) { console.log(JSON.stringify({ env, summary, paired, goals, notes }, null, 1)); process.exit(0) }
 
 const s = env.settings || {}
 console.log(`### certbound benchmark, ${env.date_utc ?? ''}`)
@@ -127,6 +149,16 @@ console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
 for (const r of summary) {
   console.log(`| ${NAMES[r.label] ?? r.label} | ${r.mode} | ${k(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.sut_us_per_req)} | ${k(r.per_core_capacity)} | ${r.non2xx} | ${r.errors} | ` +
     `${rx(r.vs_haproxy?.cpu)} | ${rx(r.vs_haproxy?.p99)} | ${rx(r.vs_haproxy?.rps)} | ${rx(r.vs_direct?.rps)} |`)
+}
+if (paired.length) {
+  console.log()
+  console.log(`#### Paired: certbound S5 beside an anchor, both loaded at the same time on cpu${s.sut_cpu ?? '?'} (half the connections each)`)
+  console.log()
+  console.log('| anchor | runs | anchor µs/req | certbound µs/req | certbound ÷ anchor (median of per-run ratios) | per-run ratios | anchor req/s | certbound req/s | anchor p99 ms | certbound p99 ms | non-2xx + errors |')
+  console.log('|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|')
+  for (const p of paired) {
+    console.log(`| ${NAMES[p.anchor] ?? p.anchor} | ${p.runs} | ${fmt(p.anchor_us)} | ${fmt(p.certbound_us)} | ${rx(p.ratio)} | ${p.ratios.map((x) => x.toFixed(2)).join(' ')} | ${k(p.anchor_rps)} | ${k(p.certbound_rps)} | ${fmt(p.anchor_p99, 2)} | ${fmt(p.certbound_p99, 2)} | ${p.failed} |`)
+  }
 }
 if (goals.length) {
   console.log()
