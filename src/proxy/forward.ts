@@ -3,7 +3,7 @@ import { Transform, type Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors/index.js'
 import type { UpstreamHead } from '../pipeline/types.js'
-import { downstreamHeaders } from './headers.js'
+import { downstreamHeaders, type HeaderList } from './headers.js'
 import type { UpstreamPools } from './pools.js'
 import type { CompiledService } from '../router/types.js'
 
@@ -18,7 +18,7 @@ export interface ForwardRequest {
   readonly method: string
   /** Path and query for the upstream. */
   readonly path: string
-  readonly headers: Record<string, string | string[]>
+  readonly headers: HeaderList
   readonly req: IncomingMessage
   readonly res: ServerResponse
   /** Sent back as x-request-id (the gateway's, whatever the upstream echoes). */

@@ -59,10 +59,47 @@ export class StripSet {
   }
 }
 
+/**
+ * Upstream request headers as a flat `[name, value, name, value, …]` list, names in lower case: the form undici
+ * takes cheapest (it walks an object with Object.keys, and a null-prototype object, needed against a client's
+ * `__proto__` header, is a slow dictionary). Repeated names are repeated entries.
+ */
+export type HeaderList = string[]
+
+export function removeHeader (list: HeaderList, name: string): void {
+  let w = 0
+  for (let r = 0; r < list.length; r += 2) {
+    if (list[r] === name) continue
+    list[w] = list[r]
+    list[w + 1] = list[r + 1]
+    w += 2
+  }
+  list.length = w
+}
+
+/** Replace every value of `name` with this one. */
+export function setHeader (list: HeaderList, name: string, value: string): void {
+  removeHeader(list, name)
+  list.push(name, value)
+}
+
+/** The list as an object (repeated names as arrays), for node:http. */
+export function headerObject (list: HeaderList): Record<string, string | string[]> {
+  const out = Object.create(null) as Record<string, string | string[]>
+  for (let i = 0; i < list.length; i += 2) {
+    const prev = out[list[i]]
+    out[list[i]] = prev === undefined ? list[i + 1] : Array.isArray(prev) ? [...prev, list[i + 1]] : [prev, list[i + 1]]
+  }
+  return out
+}
+
 export interface ForwardInfo {
   readonly remoteAddress: string
   readonly proto: 'http' | 'https'
+  /** The client's Host, for X-Forwarded-Host. */
   readonly host: string
+  /** The Host header sent upstream. */
+  readonly upstreamHost: string
   readonly port: number
   readonly requestId: string
   /** Keep the client's X-Forwarded-For (the peer is a trusted proxy); the real peer is appended last either way. */
@@ -71,17 +108,18 @@ export interface ForwardInfo {
 
 /**
  * Build the upstream request headers from the client's raw headers: hop-by-hop and Connection-listed headers
- * removed, identity headers stripped, X-Forwarded-* set by the gateway.
+ * removed, identity headers stripped, Host and X-Forwarded-* set by the gateway.
  */
-export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: ForwardInfo): Record<string, string | string[]> {
+export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: ForwardInfo): HeaderList {
   const raw = req.rawHeaders
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
+  const out: HeaderList = ['host', fwd.upstreamHost]
   let connectionListed: Set<string> | undefined
   const conn = req.headers.connection
   if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
     connectionListed = new Set(conn.toLowerCase().split(',').map(s => s.trim()).filter(s => s !== ''))
   }
   let xff: string | undefined
+  let cookieAt = -1
   for (let i = 0; i < raw.length; i += 2) {
     const fate = strip.fate(raw[i])
     if (typeof fate !== 'string') {
@@ -89,20 +127,22 @@ export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: For
       if (fate === FORWARDED_FOR && fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
       continue
     }
-    const name = fate
-    if (connectionListed !== undefined && connectionListed.has(name)) continue
-    const v = raw[i + 1]
-    const prev = out[name]
-    if (prev === undefined) out[name] = v
-    else if (Array.isArray(prev)) prev.push(v)
-    else out[name] = name === 'cookie' ? `${prev}; ${v}` : [prev, v]
+    if (connectionListed !== undefined && connectionListed.has(fate)) continue
+    if (fate === 'cookie') {
+      // RFC 9113 §8.2.3 / RFC 6265 §5.4: one Cookie header, pairs joined with "; "
+      if (cookieAt >= 0) { out[cookieAt] += '; ' + raw[i + 1]; continue }
+      cookieAt = out.length + 1
+    }
+    out.push(fate, raw[i + 1])
   }
-  out['x-forwarded-for'] = xff === undefined ? fwd.remoteAddress : `${xff}, ${fwd.remoteAddress}`
-  out['x-forwarded-proto'] = fwd.proto
-  out['x-forwarded-host'] = fwd.host
-  out['x-forwarded-port'] = String(fwd.port)
-  out['x-real-ip'] = fwd.remoteAddress
-  out['x-request-id'] = fwd.requestId
+  out.push(
+    'x-forwarded-for', xff === undefined ? fwd.remoteAddress : `${xff}, ${fwd.remoteAddress}`,
+    'x-forwarded-proto', fwd.proto,
+    'x-forwarded-host', fwd.host,
+    'x-forwarded-port', String(fwd.port),
+    'x-real-ip', fwd.remoteAddress,
+    'x-request-id', fwd.requestId,
+  )
   return out
 }
 

@@ -2,13 +2,14 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { CompiledService } from '../router/types.js'
+import { headerObject, type HeaderList } from './headers.js'
 
 /**
  * WebSocket (and other Upgrade) pass-through: replay the request head to the upstream with node:http and,
  * once it answers 101, splice the two sockets. http-proxy was not needed for this one job (undici serves every
  * other request; nothing else here needs it), so it is not a dependency.
  */
-export function forwardUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, service: CompiledService, path: string, headers: Record<string, string | string[]>): Promise<number> {
+export function forwardUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, service: CompiledService, path: string, headers: HeaderList): Promise<number> {
   return new Promise((resolve) => {
     const r = service.resolved
     const send = r.protocol === 'https' ? httpsRequest : httpRequest
@@ -17,7 +18,7 @@ export function forwardUpgrade (req: IncomingMessage, socket: Duplex, head: Buff
       port: r.port,
       method: req.method,
       path,
-      headers: { ...headers, connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' },
+      headers: { ...headerObject(headers), connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' },
       timeout: r.connectTimeout,
       rejectUnauthorized: r.tlsVerify,
     })

@@ -7,7 +7,7 @@ import { sendError } from '../errors/respond.js'
 import { RequestContext } from '../pipeline/context.js'
 import type { UpstreamHead } from '../pipeline/types.js'
 import { forward, type ForwardResult } from '../proxy/forward.js'
-import { upstreamHeaders } from '../proxy/headers.js'
+import { upstreamHeaders, removeHeader, setHeader, type HeaderList } from '../proxy/headers.js'
 import { forwardUpgrade } from '../proxy/upgrade.js'
 import { normalizePath } from '../router/normalize-path.js'
 import { upstreamPath } from '../router/router.js'
@@ -91,12 +91,11 @@ function buildQuery (query: string, muts: RequestContext['upstreamQuery']): stri
   return params.toString()
 }
 
-function applyHeaderMutations (headers: Record<string, string | string[]>, muts: RequestContext['upstreamHeaders']): void {
+function applyHeaderMutations (headers: HeaderList, muts: RequestContext['upstreamHeaders']): void {
   for (const [name, value, append] of muts) {
-    if (value === null) { delete headers[name]; continue }
-    const prev = headers[name]
-    if (append && prev !== undefined) headers[name] = Array.isArray(prev) ? [...prev, value] : [prev, value]
-    else headers[name] = value
+    if (value === null) removeHeader(headers, name)
+    else if (append) headers.push(name, value)
+    else setHeader(headers, name, value)
   }
 }
 
@@ -153,11 +152,11 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       remoteAddress: ctx.remoteAddress,
       proto: listener.tls ? 'https' : 'http',
       host: req.headers.host ?? '',
+      upstreamHost: route.preserveHost && req.headers.host !== undefined ? req.headers.host : route.service.hostHeader,
       port: listener.port,
       requestId: ctx.id,
       trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress),
     })
-    headers.host = route.preserveHost && req.headers.host !== undefined ? req.headers.host : route.service.hostHeader
     if (ctx.upstreamHeaders.length > 0) applyHeaderMutations(headers, ctx.upstreamHeaders)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
     const svc = route.service
@@ -265,13 +264,13 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
       return
     }
-    const headers = upstreamHeaders(req, rt.strip, { remoteAddress: ctx.remoteAddress, proto: listener.tls ? 'https' : 'http', host: req.headers.host ?? '', port: listener.port, requestId: id, trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress) })
-    headers.host = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : ctx.route.service.hostHeader
+    const upstreamHost = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : ctx.route.service.hostHeader
+    const headers = upstreamHeaders(req, rt.strip, { remoteAddress: ctx.remoteAddress, proto: listener.tls ? 'https' : 'http', host: req.headers.host ?? '', upstreamHost, port: listener.port, requestId: id, trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress) })
     applyHeaderMutations(headers, ctx.upstreamHeaders)
     if (req.headers['sec-websocket-key'] !== undefined) {
       for (const k of ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
         const v = req.headers[k]
-        if (v !== undefined) headers[k] = v
+        if (typeof v === 'string') setHeader(headers, k, v)
       }
     }
     const q = buildQuery(ctx.query, ctx.upstreamQuery)

@@ -261,6 +261,27 @@ describe('header hygiene', () => {
     expect(h['x-end-to-end']).toBe('kept')
   })
 
+  it('repeated request headers reach the upstream as repeated lines, Cookie joined into one; odd names are plain headers', async () => {
+    const r = await curl([
+      '-H', 'X-Dup: one',
+      '-H', 'Cookie: a=1',
+      '-H', 'x-dup: two',
+      '-H', 'Cookie: b=2',
+      '-H', '__proto__: p',
+      '-H', 'constructor: c',
+      `${http}/strip/dup`,
+    ])
+    expect(r.status).toBe(200)
+    const { headers, rawHeaders } = lastUpstream()
+    const lines = (name: string): string[] => rawHeaders.flatMap((v, i) => i % 2 === 1 && rawHeaders[i - 1].toLowerCase() === name ? [v] : [])
+    expect(lines('x-dup')).toEqual(['one', 'two'])
+    expect(lines('cookie')).toEqual(['a=1; b=2'])
+    expect(lines('__proto__')).toEqual(['p'])
+    expect(lines('constructor')).toEqual(['c'])
+    expect(lines('host')).toHaveLength(1)
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1')
+  })
+
   it('hop-by-hop response headers are removed before the client sees them', async () => {
     up.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'X-Resp-Hop', 'x-resp-hop': 'secret', 'keep-alive': 'timeout=99', 'x-resp-kept': 'yes' })
