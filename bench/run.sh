@@ -54,7 +54,7 @@ done
 for p in $UP_PORT $ISS_PORT $INTRO_PORT "${PORT[@]}" "${ADMIN[@]}"; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
 
 log "certbound bench -> $OUTDIR  (scenarios: $SCENARIOS; runs=$RUNS ka=${DUR_KA}s/c$CONNS_KA hs=${DUR_HS}s/c$CONNS_HS; SUT cpu$SUT_CPU, rig cpu$RIG_CPU)"
-[[ " $SCENARIOS " == *" S5"* || " $SCENARIOS " == *" S6 "* ]] && ensure_build
+[[ " $SCENARIOS " == *" S5"* || " $SCENARIOS " == *" S6 "* || -n $PAIRED ]] && ensure_build
 make_pki_tokens
 
 # ---------------------------------------------------------------- environment record
@@ -283,7 +283,7 @@ fi
 stop_all
 log "all started processes stopped; elapsed $(($(date +%s) - T_START)) s"
 
-if [[ -s $RESULTS ]]; then node "$HERE/summarize.mjs" "$OUTDIR" | tee "$OUTDIR/table.md"
+if [[ -s $RESULTS || -s $OUTDIR/paired.jsonl ]]; then node "$HERE/summarize.mjs" "$OUTDIR" | tee "$OUTDIR/table.md"
 else echo "no measured runs (see $LOG)" | tee "$OUTDIR/table.md"; fi
 echo
 for k in ${SKIPPED[@]+"${SKIPPED[@]}"}; do echo "SKIPPED $k"; done

@@ -10,6 +10,7 @@ export interface AccessRecord {
   readonly path: string
   readonly status: number
   readonly bytes: number
+  /** Milliseconds; written with three decimals (microseconds). */
   readonly total_ms: number
   readonly upstream_ms?: number | undefined
   readonly retries?: number | undefined
@@ -35,6 +36,17 @@ function num (n: number): string {
 }
 
 /**
+ * Milliseconds with three decimals, from whole microseconds: integers print fast, where String() of a fraction
+ * (shortest round-trip digits) cost ~0.5 µs a number, a sizeable share of a line.
+ */
+function ms3 (ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0 || ms > 1e9) return num(ms)
+  const us = Math.round(ms * 1000)
+  const frac = us % 1000
+  return String((us - frac) / 1000) + (frac >= 100 ? '.' : frac >= 10 ? '.0' : '.00') + String(frac)
+}
+
+/**
  * The access log: one JSON line per request, written straight to the logger's destination. It skips pino's
  * wildcard redaction (~16 µs a line: its fields carry no secret) and serialises its fixed fields in a fixed order
  * itself: strings quoted, escaped only when needed, undefined fields left out, the timestamp formatted once per
@@ -52,8 +64,8 @@ export function createAccessLog (logger: Logger): (r: AccessRecord) => void {
     if (now !== lastMs) { lastMs = now; lastIso = new Date(now).toISOString() }
     let line = prefix + lastIso + '","msg":"request","req_id":' + str(r.req_id) + ',"route":' + str(r.route)
     if (r.method !== undefined) line += ',"method":' + str(r.method)
-    line += ',"path":' + str(r.path) + ',"status":' + num(r.status) + ',"bytes":' + num(r.bytes) + ',"total_ms":' + num(r.total_ms)
-    if (r.upstream_ms !== undefined) line += ',"upstream_ms":' + num(r.upstream_ms)
+    line += ',"path":' + str(r.path) + ',"status":' + num(r.status) + ',"bytes":' + num(r.bytes) + ',"total_ms":' + ms3(r.total_ms)
+    if (r.upstream_ms !== undefined) line += ',"upstream_ms":' + ms3(r.upstream_ms)
     if (r.retries !== undefined) line += ',"retries":' + num(r.retries)
     if (r.client !== undefined) line += ',"client":' + str(r.client)
     if (r.cert_subject !== undefined) line += ',"cert_subject":' + str(r.cert_subject)

@@ -127,8 +127,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       path,
       status,
       bytes: r?.bytes ?? 0,
-      total_ms: Math.round(totalMs * 1000) / 1000,
-      upstream_ms: r === undefined ? undefined : Math.round(r.upstreamMs * 1000) / 1000,
+      total_ms: totalMs,
+      upstream_ms: r?.upstreamMs,
       retries: r !== undefined && r.retries > 0 ? r.retries : undefined,
       // req.socket is gone once the request stream was destroyed (an upstream that failed mid-body)
       client: ctx?.remoteAddress ?? req.socket?.remoteAddress,

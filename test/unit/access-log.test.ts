@@ -18,6 +18,17 @@ describe('access log writer', () => {
     expect(new Date(rec.time as string).getTime()).toBeGreaterThan(Date.now() - 10_000)
   })
 
+  it('writes durations in milliseconds with three decimals', () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (c: Buffer, _e, cb) { lines.push(c.toString()); cb() } })
+    const log = createAccessLog(createLogger({ destination: sink as never }))
+    const cases: Array<[number, string]> = [[0, '0.000'], [0.0004, '0.000'], [0.0126, '0.013'], [12.3456, '12.346'], [1234.5, '1234.500'], [0.1, '0.100'], [Infinity, 'null']]
+    for (const [ms] of cases) log({ req_id: 'r', route: 'x', method: 'GET', path: '/', status: 200, bytes: 0, total_ms: ms, upstream_ms: ms })
+    expect(lines.map(l => /"total_ms":([^,}]+)/.exec(l)?.[1])).toEqual(cases.map(c => c[1]))
+    expect(lines.map(l => /"upstream_ms":([^,}]+)/.exec(l)?.[1])).toEqual(cases.map(c => c[1]))
+    for (const l of lines) JSON.parse(l)
+  })
+
   it('writes nothing when the level is above info', () => {
     const lines: string[] = []
     const sink = new Writable({ write (c: Buffer, _e, cb) { lines.push(c.toString()); cb() } })
