@@ -70,7 +70,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   bytes = 0
   t0 = performance.now()
   upstreamMs = 0
-  private readonly onDrain = (): void => { this.controller?.resume() }
+  /** Made on the first backpressure only: most responses fit the socket's buffer. */
+  private onDrain: (() => void) | undefined
   private readonly onClientClose = (): void => { if (!this.f.res.writableFinished) this.controller?.abort(new Error('client closed')) }
 
   constructor (private readonly f: ForwardRequest, private readonly done: (err: unknown) => void) {
@@ -99,6 +100,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.bytes += chunk.length
     if (!this.f.res.write(chunk)) {
       c.pause()
+      this.onDrain ??= () => { this.controller?.resume() }
       this.f.res.once('drain', this.onDrain)
     }
   }

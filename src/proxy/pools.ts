@@ -5,9 +5,13 @@ import type { CompiledService } from '../router/types.js'
 /** One keep-alive undici Pool per upstream origin and timeout settings, shared by every route to it. */
 export class UpstreamPools {
   private readonly pools = new Map<string, Pool>()
+  /** Per compiled service: spares building and hashing the key string on every request. */
+  private readonly bySvc = new WeakMap<CompiledService, Pool>()
   constructor (private readonly trustedCa: readonly string[]) {}
 
   get (svc: CompiledService): Pool {
+    const known = this.bySvc.get(svc)
+    if (known !== undefined && !known.closed && !known.destroyed) return known
     const r = svc.resolved
     const key = `${svc.origin}|${r.connectTimeout}|${r.readTimeout}|${r.writeTimeout}|${r.tlsVerify ? 1 : 0}`
     let p = this.pools.get(key)
@@ -27,6 +31,7 @@ export class UpstreamPools {
       })
       this.pools.set(key, p)
     }
+    this.bySvc.set(svc, p)
     return p
   }
 
