@@ -175,7 +175,11 @@ export function parseCertificateHeader (format: CertificateHeaderFormat, value: 
   const der = decodeCertificateHeader(format, value)
   if (der === null) return null
   try {
-    return new X509Certificate(der)
+    const x509 = new X509Certificate(der)
+    // OpenSSL accepts some non-DER encodings (found by the property test: one flipped bit) and re-encodes them: the
+    // certificate it returns is then not the bytes that were sent, and a cnf."x5t#S256" binding (RFC 8705 §3.1: the
+    // hash of the DER) must not be judged on bytes nobody presented. Refused, as unparseable.
+    return x509.raw.equals(der) ? x509 : null
   } catch {
     return null
   }

@@ -307,6 +307,20 @@ describe('certificate-header parsers (src/auth/cert-source.ts)', () => {
     }), { numRuns: 2000 })
   })
 
+  it('every single-bit flip of a certificate is refused or parses as exactly those bytes (OpenSSL re-encodes some non-DER)', () => {
+    const der = pki.client1.x509.raw
+    let parsed = 0
+    for (let at = 0; at < der.length; at++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const bad = Buffer.from(der)
+        bad[at] ^= 1 << bit
+        const r = parseCertificateHeader('base64_encoded', bad.toString('base64'))
+        if (r !== null) { parsed++; expect(r.raw.equals(bad), `byte ${at} bit ${bit}`).toBe(true) }
+      }
+    }
+    expect(parsed).toBeGreaterThan(0) // flips inside the signature and names still parse: the check above ran
+  })
+
   it('a truncated or bit-flipped certificate is refused (null), never half-parsed', () => {
     const der = pki.client1.x509.raw
     fc.assert(fc.property(FORMATS, fc.nat({ max: der.length - 2 }), fc.boolean(), fc.integer({ min: 1, max: 255 }), (f, at, truncate, xor) => {
