@@ -127,8 +127,8 @@ load() { # load SCN MODE URL WATCH... ; appends JSON lines to $RESULTS
     esac
   fi
   local retries=0 other
-  i=1; warm=$WARMUP
-  while ((i <= RUNS)); do
+  i=$ROUND; warm=$WARMUP
+  while ((i <= ROUND)); do
     wait_quiet
     if ! timeout -k 5 $((dur + warm + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "$url" --mode "$mode" \
         --connections "$conns" --duration "$dur" --warmup "$warm" --max-seconds $((dur + warm + 50)) \
@@ -154,6 +154,10 @@ load() { # load SCN MODE URL WATCH... ; appends JSON lines to $RESULTS
 
 # ---------------------------------------------------------------- scenarios
 FAILED=() SKIPPED=()
+# RUNS > 1: rounds over all scenarios (S2 S5 ... S2 S5 ...), not RUNS runs of one scenario after another, so that
+# a noisy minute on the shared machine does not land on one scenario's runs only
+for ((ROUND = 1; ROUND <= RUNS; ROUND++)); do
+((RUNS > 1)) && log "=== round $ROUND of $RUNS"
 for s in $SCENARIOS; do
   RSS_PIDS=
   case $s in
@@ -235,6 +239,7 @@ for s in $SCENARIOS; do
       if (($(wc -l <"$out") > 220)); then { head -200 "$out"; echo "[... trimmed by bench/run.sh ...]"; tail -20 "$out"; } >"$out.trim" && mv "$out.trim" "$out"; fi
       ;;
   esac
+done
 done
 
 # ---------------------------------------------------------------- paired runs
