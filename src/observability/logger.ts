@@ -77,9 +77,12 @@ export class CoalescingDestination implements DestinationStream {
    * start an asynchronous write that the exiting process never completes.
    */
   flushSync (): void {
-    this.dest.flushSync()
-    const rest = this.take()
-    if (rest !== undefined) writeAllSync(this.dest.fd, rest)
+    try {
+      this.dest.flushSync()
+    } finally {
+      const rest = this.take()
+      if (rest !== undefined) writeAllSync(this.dest.fd, rest)
+    }
   }
 
   end (): void {
