@@ -18,8 +18,7 @@ export function cgiName (lower: string): string {
 /** What becomes of a client header on its way upstream. */
 const DROP = 0
 const FORWARDED_FOR = 1
-const FORWARDED_FOR_SPOOF = 2
-type Fate = typeof DROP | typeof FORWARDED_FOR | typeof FORWARDED_FOR_SPOOF | string
+type Fate = typeof DROP | typeof FORWARDED_FOR | string
 
 /** Header names remembered per StripSet; the set is emptied when full, so odd names cannot grow it. */
 const FATE_CACHE_MAX = 1024
@@ -51,7 +50,8 @@ export class StripSet {
     const name = raw.toLowerCase()
     const cgi = cgiName(name)
     if (HOP_BY_HOP.has(cgi) || GATEWAY_OWNED.has(cgi) || this.has(cgi)) f = DROP
-    else if (cgi === 'x-forwarded-for') f = cgi === name ? FORWARDED_FOR : FORWARDED_FOR_SPOOF
+    // X_Forwarded_For is never honoured, not even from a trusted proxy
+    else if (cgi === 'x-forwarded-for') f = cgi === name ? FORWARDED_FOR : DROP
     else f = name
     if (this.fates.size >= FATE_CACHE_MAX) this.fates.clear()
     this.fates.set(raw, f)
@@ -123,7 +123,6 @@ export function upstreamHeaders (req: IncomingMessage, strip: StripSet, fwd: For
   for (let i = 0; i < raw.length; i += 2) {
     const fate = strip.fate(raw[i])
     if (typeof fate !== 'string') {
-      // X_Forwarded_For is never honoured, not even from a trusted proxy
       if (fate === FORWARDED_FOR && fwd.trustForwardedFor) xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`
       continue
     }
