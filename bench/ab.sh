@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A/B: two builds of certbound under the same keep-alive load AT THE SAME TIME, both pinned to the same core, each
+# A/B: two builds of certbound under the same load (keep-alive, or AB_MODE=hs) AT THE SAME TIME, both pinned to the same core, each
 # with its own load generator. Whatever else the (shared) machine does then slows both alike, so the ratio of their
 # CPU per request holds steady where back-to-back runs drift by 2x. Absolute figures are not comparable with
 # run.sh's (two proxies share a core); only A against B is.
 #
 # usage: bash bench/ab.sh DIR_A DIR_B      each DIR a certbound checkout with dist/ built (e.g. a `git worktree` of the
 #                                          base commit with node_modules symlinked, and this checkout)
-# env:   AB_KIND=full|intro|plain (default full)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
+# env:   AB_KIND=full|intro|plain (default full)  AB_MODE=ka|hs (hs: a new TLS handshake per request; AB_CONNS then
+#        defaults to 8)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
 #        AB_NODE_OPTS_A / AB_NODE_OPTS_B: extra node options per side (e.g. "--max-semi-space-size=16")
 # Prints each round and B's CPU per request relative to A's. Only 127.0.0.1; every load bounded; stops what it
 # started by PID.
@@ -18,13 +19,15 @@ for d in "${DIRS[@]}"; do [[ -f $d/dist/src/cli.js ]] || { echo "$d: no dist/ (n
 KIND=${AB_KIND:-full}
 ROUNDS=${AB_ROUNDS:-5}
 SECS=${AB_SECONDS:-6}
-CONNS=${AB_CONNS:-32}
+MODE=${AB_MODE:-ka}
+[[ $MODE == ka || $MODE == hs ]] || { echo "AB_MODE must be ka or hs" >&2; exit 2; }
+CONNS=${AB_CONNS:-$([[ $MODE == hs ]] && echo 8 || echo 32)}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)-ab
 source "$HERE/lib.sh"
 need_tools
 install_traps
 PORTS=(8452 8453) ADMINS=(9112 9113)
-log "A/B ($KIND, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
+log "A/B ($KIND, mode $MODE, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
 make_pki_tokens
 start_upstream
 args=(--cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt")
@@ -49,7 +52,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   lg=()
   for side in 0 1; do
     label=$([[ $side == 0 ]] && echo A || echo B)
-    timeout -k 5 $((SECS + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "https://127.0.0.1:${PORTS[$side]}/" --mode ka \
+    timeout -k 5 $((SECS + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "https://127.0.0.1:${PORTS[$side]}/" --mode "$MODE" \
       --connections "$CONNS" --duration "$SECS" --warmup "$warm" --max-seconds $((SECS + 50)) --label "ab-$label" \
       "${args[@]}" --watch "proxy=${SIDE_PIDS[$side]}" >"$OUTDIR/load-$label-$r.json" 2>"$OUTDIR/load-$label-$r.txt" &
     lg+=($!)

@@ -2,6 +2,7 @@ import { X509Certificate, createHash } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
 import type { Socket } from 'node:net'
 import { LRUCache } from 'lru-cache'
+import { peerDerFromSession } from './session-peer.js'
 
 /** Subject alternative names, split by type (RFC 5280 §4.2.1.6). */
 export interface SubjectAltNames {
@@ -84,27 +85,44 @@ function computeIdentity (s: TLSSocket): TlsIdentity {
 interface DetailedCert { raw?: Buffer, fingerprint256: string, issuerCertificate?: DetailedCert }
 
 /**
- * Parsed client certificates by the leaf's SHA-256 fingerprint. Every way Node offers to read the peer
- * certificate makes OpenSSL 3 decode it again (hundreds of µs under load: most of a new connection's cost in
- * the gateway); the leaf-only object is the cheapest, so a client that reconnects with a known certificate
- * pays that one call and reuses the frozen PeerCertificate — and any verdict a plugin cached on it (which
- * still re-checks time-dependent validity). Only certificates whose chain the handshake verified are cached:
- * an unverified one may come with a different chain next time, and is described afresh.
+ * Parsed client certificates by their x5t#S256. Every way Node offers to read the peer certificate makes
+ * OpenSSL 3 decode its key again (60–140 µs on a new connection: most of a new connection's cost in the
+ * gateway's own code), so a client that reconnects with a known certificate is recognised from the serialised
+ * session instead (session-peer.ts) and reuses the frozen PeerCertificate — and any verdict a plugin cached on
+ * it (which still re-checks time-dependent validity). Only certificates whose chain the handshake verified are
+ * cached: an unverified one may come with a different chain next time, and is described afresh.
  */
 const CERTS = new LRUCache<string, PeerCertificate>({ max: 4096 })
 
 function peerCertificate (s: TLSSocket, authorized: boolean): PeerCertificate | null {
+  if (authorized) {
+    const known = knownPeer(s)
+    if (known !== undefined) return known
+  }
   const leaf = s.getPeerCertificate(false) as DetailedCert | undefined
   if (leaf?.raw === undefined) return null
-  const hit = authorized ? CERTS.get(leaf.fingerprint256) : undefined
+  const key = x5tS256(leaf.raw)
+  const hit = authorized ? CERTS.get(key) : undefined
   if (hit !== undefined) return hit
   // getPeerCertificate(true) for the chain; never getPeerX509Certificate() before it: on Node 20 that makes
   // later getPeerCertificate(true) calls lose issuerCertificate
   const detailed = s.getPeerCertificate(true) as DetailedCert | undefined
   const chain = detailed?.raw === undefined ? [] : peerChain(detailed)
   const pc = describeCertificate(new X509Certificate(leaf.raw), chain)
-  if (authorized) CERTS.set(leaf.fingerprint256, pc)
+  if (authorized) CERTS.set(key, pc)
   return pc
+}
+
+/** The cached description of the session's peer certificate, without asking OpenSSL to decode it. */
+function knownPeer (s: TLSSocket): PeerCertificate | undefined {
+  const session = s.getSession()
+  if (session === undefined) return undefined
+  try {
+    const der = peerDerFromSession(session)
+    return der === null ? undefined : CERTS.get(x5tS256(der))
+  } finally {
+    session.fill(0) // it holds the session's master secret
+  }
 }
 
 function peerChain (leaf: DetailedCert): X509Certificate[] {
@@ -142,7 +160,7 @@ export function describeCertificate (x509: X509Certificate, chain: readonly X509
 }
 
 /** RFC 8705 §3.1 thumbprint of a DER certificate. */
-export function x5tS256 (der: Buffer): string {
+export function x5tS256 (der: Uint8Array): string {
   return createHash('sha256').update(der).digest('base64url')
 }
 
