@@ -1,4 +1,4 @@
-import { X509Certificate, createHash } from 'node:crypto'
+import { X509Certificate, hash } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
 import type { Socket } from 'node:net'
 import { LRUCache } from 'lru-cache'
@@ -146,7 +146,7 @@ export function describeCertificate (x509: X509Certificate, chain: readonly X509
     x509,
     der,
     pem: x509.toString(),
-    x5tS256: createHash('sha256').update(der).digest('base64url'),
+    x5tS256: x5tS256(der),
     subject: rfc4514(subjectRdns),
     issuer: rfc4514(parseNodeDn(x509.issuer)),
     serialNumber: x509.serialNumber.toUpperCase(),
@@ -161,7 +161,8 @@ export function describeCertificate (x509: X509Certificate, chain: readonly X509
 
 /** RFC 8705 §3.1 thumbprint of a DER certificate. */
 export function x5tS256 (der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('base64url')
+  // one-shot: half the cost of createHash() for a certificate-sized input (no Hash object)
+  return hash('sha256', der, 'base64url')
 }
 
 type Rdn = readonly [type: string, value: string]
