@@ -22,6 +22,18 @@ export interface Credential {
   readonly verifiedBy: string
 }
 
+/**
+ * A Kong consumer the request was mapped to (by mtls-auth from the certificate, or by openid-connect from a claim).
+ * Later plugins (acl, rate-limiting `limit_by: consumer`) read it; the upstream gets X-Consumer-* from it.
+ */
+export interface Consumer {
+  readonly id: string
+  readonly username: string | undefined
+  readonly customId: string | undefined
+  /** acl groups (`consumers[].acls[].group`). */
+  readonly groups: readonly string[]
+}
+
 /** A typed, write-once key for plugin-specific per-request state. */
 export class StateKey<T> {
   declare readonly _type: T
@@ -49,6 +61,8 @@ export class RequestContext {
   readonly tls: TlsIdentity | null
   log: Logger
   credential: Credential | undefined = undefined
+  /** The consumer this request was mapped to, if any (set once by an authentication plugin). */
+  consumer: Consumer | undefined = undefined
   /** Outgoing header changes, applied in order after the built-in hygiene. null value = remove. */
   readonly upstreamHeaders: Array<[name: string, value: string | null, append: boolean]> = []
   /** Outgoing query changes; null value = remove. */
