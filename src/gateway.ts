@@ -128,7 +128,7 @@ export class Gateway {
   }
 
   private async load (text?: string): Promise<LoadedConfig> {
-    return loadConfigText(resolve(this.opts.configFile), text ?? this.readConfigFile(), { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas() })
+    return loadConfigText(resolve(this.opts.configFile), text ?? this.readConfigFile(), { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas(), internalRoutes: new Map(this.extensions.map(e => [e.section, e.routeNames])) })
   }
 
   private async listenAll (): Promise<void> {

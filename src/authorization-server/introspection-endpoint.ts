@@ -1,9 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RequestContext } from '../pipeline/context.js'
+import type { TerminalResponse } from '../pipeline/types.js'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
-import type { FormHandler, RequestInfo } from './endpoint.js'
+import type { FormHandler } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
-import { OAuthError, sendJson } from './oauth-error.js'
+import { OAuthError, emptyOk, oauthJson } from './oauth-error.js'
 import type { RevocationStore } from './revocation-store.js'
 
 export interface IntrospectionOptions {
@@ -17,19 +18,19 @@ export interface IntrospectionOptions {
  * every token is `{active: false}` (§2.2 lets the server answer differently per caller), and the log says why.
  */
 export function introspectionEndpoint (o: IntrospectionOptions): FormHandler {
-  return async function handleIntrospection (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: FormParams): Promise<void> {
-    const { client } = await o.auth.authenticate(req, params, info.tls)
+  return async function handleIntrospection (ctx: RequestContext, params: FormParams): Promise<TerminalResponse> {
+    const { client } = await o.auth.authenticate(ctx.req, params, ctx.tls)
     const token = param(params, 'token')
     if (token === undefined) throw new OAuthError('invalid_request', 'token is required')
     let body: Record<string, unknown>
     if (!client.introspection) {
-      info.log.warn({ client_id: client.id, outcome: 'not_allowed' }, 'authorization server: introspection by a client without introspection: true; answering active: false')
+      ctx.log.warn({ client_id: client.id, outcome: 'not_allowed' }, 'authorization server: introspection by a client without introspection: true; answering active: false')
       body = { active: false }
     } else {
       body = await o.tokens.introspect(token)
-      info.log.info({ client_id: client.id, outcome: body.active === true ? 'active' : 'inactive', token_client_id: body.client_id, jti: body.jti }, 'authorization server: token introspected')
+      ctx.log.info({ client_id: client.id, outcome: body.active === true ? 'active' : 'inactive', token_client_id: body.client_id, jti: body.jti }, 'authorization server: token introspected')
     }
-    sendJson(req, res, 200, body, { bodyRead: true })
+    return oauthJson(200, body)
   }
 }
 
@@ -42,23 +43,22 @@ export interface RevocationOptions extends IntrospectionOptions {
  * may revoke any. Invalid, expired or unknown tokens get 200 (§2.2): there is nothing left to revoke.
  */
 export function revocationEndpoint (o: RevocationOptions): FormHandler {
-  return async function handleRevocation (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: FormParams): Promise<void> {
-    const { client } = await o.auth.authenticate(req, params, info.tls)
+  return async function handleRevocation (ctx: RequestContext, params: FormParams): Promise<TerminalResponse> {
+    const { client } = await o.auth.authenticate(ctx.req, params, ctx.tls)
     const token = param(params, 'token')
     if (token === undefined) throw new OAuthError('invalid_request', 'token is required')
     // token_type_hint is only a hint (§2.1): we issue access tokens only, so it changes nothing
     const claims = await o.tokens.verify(token)
     if (claims === undefined) {
-      info.log.info({ client_id: client.id, outcome: 'not_a_live_token' }, 'authorization server: revocation of an invalid or expired token')
+      ctx.log.info({ client_id: client.id, outcome: 'not_a_live_token' }, 'authorization server: revocation of an invalid or expired token')
     } else {
       // §2.1: the server verifies the token was issued to the client making the request
       if (claims.client_id !== client.id && !client.introspection) {
         throw new OAuthError('unauthorized_client', 'the token was not issued to this client', { detail: `token of client ${claims.client_id}` })
       }
       await o.revocations.revoke(claims.jti, claims.exp)
-      info.log.info({ client_id: client.id, outcome: 'revoked', token_client_id: claims.client_id, jti: claims.jti }, 'authorization server: token revoked')
+      ctx.log.info({ client_id: client.id, outcome: 'revoked', token_client_id: claims.client_id, jti: claims.jti }, 'authorization server: token revoked')
     }
-    res.writeHead(200, { 'cache-control': 'no-store', pragma: 'no-cache', 'content-length': 0 })
-    res.end()
+    return emptyOk()
   }
 }

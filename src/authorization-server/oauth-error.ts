@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { jsonResponse } from '../errors/respond.js'
+import type { TerminalResponse } from '../pipeline/types.js'
 
 /** RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2 error codes. */
 export type OAuthErrorCode =
@@ -26,34 +27,27 @@ export class OAuthError extends Error {
 /** Headers every token-bearing or error response carries (RFC 6749 §5.1). */
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const
 
-/** True if the request announced a body we did not read: the connection can't be reused safely then. */
-function unreadBody (req: IncomingMessage, bodyRead: boolean): boolean {
-  if (bodyRead) return false
-  const cl = req.headers['content-length']
-  return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined
+/** RFC 6749 §5.1's media type, as the authorization server has always sent it. */
+const OAUTH_JSON = 'application/json;charset=UTF-8'
+
+/** An authorization-server JSON answer (written by the core's one writer, after the response phase). */
+export function oauthJson (status: number, body: unknown, opts: { headers?: Record<string, string>, noStore?: boolean } = {}): TerminalResponse {
+  return jsonResponse(status, body, { 'content-type': OAUTH_JSON, ...(opts.noStore === false ? { 'cache-control': 'public, max-age=300' } : NO_STORE), ...opts.headers })
 }
 
-export function sendJson (req: IncomingMessage, res: ServerResponse, status: number, body: unknown, opts: { headers?: Record<string, string>, bodyRead?: boolean, noStore?: boolean } = {}): void {
-  const text = JSON.stringify(body)
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json;charset=UTF-8',
-    'content-length': Buffer.byteLength(text),
-    ...(opts.noStore === false ? {} : NO_STORE),
-    ...opts.headers,
-  }
-  if (unreadBody(req, opts.bodyRead === true) && !req.complete) headers.connection = 'close'
-  res.writeHead(status, headers)
-  res.end(req.method === 'HEAD' ? undefined : text)
+/** An empty 200 (RFC 7009 §2.2). */
+export function emptyOk (): TerminalResponse {
+  return { status: 200, headers: { ...NO_STORE } }
 }
 
-export function sendOAuthError (req: IncomingMessage, res: ServerResponse, err: OAuthError, bodyRead: boolean): void {
+export function oauthErrorResponse (err: OAuthError): TerminalResponse {
   const headers: Record<string, string> = { ...err.opts.headers }
   // RFC 6749 §5.2: a client that tried the Authorization header gets a challenge for the scheme we take
   if (err.opts.basicChallenge === true) headers['www-authenticate'] = 'Basic realm="certbound", charset="UTF-8"'
-  sendJson(req, res, err.status, { error: err.error, error_description: err.description }, { headers, bodyRead })
+  return oauthJson(err.status, { error: err.error, error_description: err.description }, { headers })
 }
 
 /** 405 with Allow (RFC 9110 §15.5.6). */
-export function sendMethodNotAllowed (req: IncomingMessage, res: ServerResponse, allow: string): void {
-  sendJson(req, res, 405, { error: 'invalid_request', error_description: `use ${allow.split(', ')[0]}` }, { headers: { allow } })
+export function methodNotAllowed (allow: string): TerminalResponse {
+  return oauthJson(405, { error: 'invalid_request', error_description: `use ${allow.split(', ')[0]}` }, { headers: { allow } })
 }

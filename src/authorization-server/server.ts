@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { X509Certificate } from 'node:crypto'
-import type { ExtensionDeps, ExtensionInstance } from '../extensions/types.js'
+import type { ExtensionDeps, ExtensionInstance, InternalRoute } from '../extensions/types.js'
 import { localIntrospectionKey, localIssuerKey, type LocalIssuer } from '../pipeline/local-issuer.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import { formatPath, type PathKey } from '../config/diagnostic.js'
@@ -10,16 +9,27 @@ import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
-import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
+import { serveDocument, serveForm } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
 import { buildMetadata, type EndpointUrls } from './metadata.js'
-import { sendJson } from './oauth-error.js'
 import { RevocationStore } from './revocation-store.js'
 import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
 import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
 
 const SECTION = 'authorization_server'
+
+/**
+ * The internal routes' names (GatewayExtension.routeNames): top-level plugins attach to an endpoint with
+ * `route: authorization_server.token`; the access log and metrics report them under these names.
+ */
+export const ROUTE_NAMES = Object.freeze({
+  token: `${SECTION}.token`,
+  introspection: `${SECTION}.introspection`,
+  revocation: `${SECTION}.revocation`,
+  jwks: `${SECTION}.jwks`,
+  metadata: `${SECTION}.metadata`,
+})
 
 /**
  * Problems found while creating the server (unreadable files, bad keys), each with its path inside the
@@ -37,14 +47,12 @@ export class AuthorizationServerConfigError extends PluginConfigError {
 /** The running server, as tests and the CLI see it (the gateway sees an ExtensionInstance). */
 export interface AuthorizationServer extends ExtensionInstance {
   readonly issuer: LocalIssuer
-  readonly paths: readonly string[]
+  readonly routes: readonly InternalRoute[]
   readonly urls: EndpointUrls
   readonly keys: KeySet
   readonly services: ReadonlyMap<string, unknown>
   close(): Promise<void>
 }
-
-type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
 export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
@@ -151,17 +159,17 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const token = tokenEndpoint({ auth, tokens, defaultAudience })
   const introspect = introspectionEndpoint({ auth, tokens })
   const revoke = revocationEndpoint({ auth, tokens, revocations })
-  const formRoutes = new Map<string, Route>([
-    [paths.token, (req, res, info) => serveForm(req, res, info, 'token', max, token)],
-    [paths.introspection, (req, res, info) => serveForm(req, res, info, 'introspection', max, introspect)],
-    [paths.revocation, (req, res, info) => serveForm(req, res, info, 'revocation', max, revoke)],
-  ])
-  const routes = new Map<string, Route>([
-    ...formRoutes,
-    [`/.well-known/oauth-authorization-server${issuerPath}`, (req, res) => serveDocument(req, res, metadataJson)],
-    [`${issuerPath}/.well-known/openid-configuration`, (req, res) => serveDocument(req, res, metadataJson)],
-    [paths.jwks, (req, res) => serveDocument(req, res, jwksJson)],
-  ])
+  const routes: InternalRoute[] = [
+    { name: ROUTE_NAMES.token, paths: [paths.token], handle: function tokenRoute (ctx) { return serveForm(ctx, 'token', max, token) } },
+    { name: ROUTE_NAMES.introspection, paths: [paths.introspection], handle: function introspectionRoute (ctx) { return serveForm(ctx, 'introspection', max, introspect) } },
+    { name: ROUTE_NAMES.revocation, paths: [paths.revocation], handle: function revocationRoute (ctx) { return serveForm(ctx, 'revocation', max, revoke) } },
+    { name: ROUTE_NAMES.jwks, paths: [paths.jwks], handle: function jwksRoute (ctx) { return serveDocument(ctx, jwksJson) } },
+    {
+      name: ROUTE_NAMES.metadata,
+      paths: [`/.well-known/oauth-authorization-server${issuerPath}`, `${issuerPath}/.well-known/openid-configuration`],
+      handle: function metadataRoute (ctx) { return serveDocument(ctx, metadataJson) },
+    },
+  ]
 
   log.info({
     issuer: config.issuer,
@@ -169,7 +177,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     kids: keys.keys.map(k => k.kid),
     signing_kid: keys.signing.kid,
     revocations: revocations.size,
-    paths: [...routes.keys()],
+    paths: routes.flatMap(r => r.paths),
   }, 'authorization server ready')
 
   const revocationStore = revocations
@@ -177,22 +185,11 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     issuer: localIssuer,
     urls,
     keys,
-    paths: Object.freeze([...routes.keys()]),
+    routes: Object.freeze(routes.map(r => Object.freeze(r))),
     services: new Map<string, unknown>([
       [localIssuerKey(config.issuer), localIssuer],
       [localIntrospectionKey(urls.introspection), localIssuer],
     ]),
-    handle: function handleAuthorizationServer (req, res, info) {
-      const route = routes.get(info.path)
-      if (route === undefined) return false
-      if (!info.listenerTls && formRoutes.has(info.path)) {
-        // RFC 6749 §3.2: TLS is required (and client certificates need it anyway)
-        sendJson(req, res, 400, { error: 'invalid_request', error_description: 'the authorization server is served over https only' })
-        return true
-      }
-      const done = route(req, res, info)
-      return done === undefined ? true : done.then(() => true)
-    },
     close: async function closeAuthorizationServer () { await revocationStore.close() },
   }
 }

@@ -1,10 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RequestContext } from '../pipeline/context.js'
+import type { TerminalResponse } from '../pipeline/types.js'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
 import type { CompiledClient } from './clients.js'
-import type { FormHandler, RequestInfo } from './endpoint.js'
+import type { FormHandler } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
-import { OAuthError, sendJson } from './oauth-error.js'
+import { OAuthError, oauthJson } from './oauth-error.js'
 import { SCOPE_TOKEN } from './schema.js'
 
 export interface TokenEndpointOptions {
@@ -16,29 +17,29 @@ export interface TokenEndpointOptions {
 
 /** The token endpoint (RFC 6749 §3.2), client credentials grant (§4.4). */
 export function tokenEndpoint (o: TokenEndpointOptions): FormHandler {
-  return async function handleTokenRequest (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: FormParams): Promise<void> {
+  return async function handleTokenRequest (ctx: RequestContext, params: FormParams): Promise<TerminalResponse> {
     const grantType = param(params, 'grant_type')
     if (grantType === undefined) throw new OAuthError('invalid_request', 'grant_type is required')
     if (grantType !== 'client_credentials') throw new OAuthError('unsupported_grant_type', 'only grant_type=client_credentials is supported')
 
-    const { client, method } = await o.auth.authenticate(req, params, info.tls)
+    const { client, method } = await o.auth.authenticate(ctx.req, params, ctx.tls)
     if (!client.grantTypes.has(grantType)) throw new OAuthError('unauthorized_client', `the client may not use ${grantType}`)
     const scopes = grantedScopes(client, param(params, 'scope'))
     const audience = requestedAudience(client, params, o.defaultAudience)
 
     // RFC 8705 §3: bind to the certificate of this TLS session
-    const cert = info.tls?.certificate ?? null
+    const cert = ctx.tls?.certificate ?? null
     if (client.binding === 'required' && cert === null) {
       throw new OAuthError('invalid_request', 'this client\'s access tokens are certificate-bound (RFC 8705 §3): present the client certificate on the TLS connection')
     }
     const x5t = client.binding !== 'never' && cert !== null ? cert.x5tS256 : undefined
 
     const { token, claims } = await o.tokens.issue({ clientId: client.id, scopes, audience, ttl: client.ttl, x5tS256: x5t })
-    info.log.info({ client_id: client.id, auth_method: method, outcome: 'issued', scope: claims.scope, aud: claims.aud, bound: x5t !== undefined, jti: claims.jti, exp: claims.exp }, 'authorization server: access token issued')
+    ctx.log.info({ client_id: client.id, auth_method: method, outcome: 'issued', scope: claims.scope, aud: claims.aud, bound: x5t !== undefined, jti: claims.jti, exp: claims.exp }, 'authorization server: access token issued')
     // RFC 6749 §5.1; token_type stays Bearer for bound tokens (RFC 8705 §3)
     const body: Record<string, unknown> = { access_token: token, token_type: 'Bearer', expires_in: client.ttl }
     if (claims.scope !== undefined) body.scope = claims.scope
-    sendJson(req, res, 200, body, { bodyRead: true })
+    return oauthJson(200, body)
   }
 }
 

@@ -72,6 +72,11 @@ export interface LoadedConfig {
   readonly raw: RootConfig
   /** Extra top-level sections (authorization_server) with their paths, validated by their owners. */
   readonly sections: Record<string, { value: unknown, path: PathKey[] }>
+  /**
+   * The plugin chain of each internal route of the present sections, by route name (global plugins, and top-level
+   * plugins with `route: <internal route name>`), in priority order.
+   */
+  readonly internalRoutes: ReadonlyMap<string, ResolvedPlugin[]>
   readonly source: ConfigSource
 }
 
@@ -80,6 +85,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
   /** Extra top-level sections: validated by their own schema (and positioned like plugin configs). */
   sections?: ReadonlyMap<string, z.ZodType>
+  /** The internal route names each section creates (GatewayExtension.routeNames). */
+  internalRoutes?: ReadonlyMap<string, readonly string[]>
 }
 
 /** Load a config file; throws ConfigError with every problem found. */
@@ -208,11 +215,15 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     else if (!serviceByName.has(name) && !rawServiceNames.has(name)) src.report([...p, 'service'], 'CB_CFG_REFERENCE', `service "${name}" does not exist${hint(name, serviceByName.keys())}`)
     routeItems.push({ cfg: r, path: p, serviceName: name })
   })
+  // the internal routes of the sections present: plugins attach to them by name, and no user route takes the name
+  const internalNames = new Map<string, string>()
+  for (const [section, names] of opts.internalRoutes ?? []) if (rawRoot[section] !== undefined) for (const n of names) internalNames.set(n, section)
   const routeNames = new Map<string, string>()
   routeItems.forEach((it, k) => {
     const name = it.cfg.name ?? `route-${k}`
     if (it.cfg.name !== undefined) {
-      if (routeNames.has(name)) src.report([...it.path, 'name'], 'CB_CFG_DUPLICATE', `route name "${name}" is already used by ${routeNames.get(name)}`)
+      if (internalNames.has(name)) src.report([...it.path, 'name'], 'CB_CFG_DUPLICATE', `route name "${name}" is the ${internalNames.get(name)!} endpoint's internal route; attach plugins to it with a top-level plugin entry (route: ${name}) instead`)
+      else if (routeNames.has(name)) src.report([...it.path, 'name'], 'CB_CFG_DUPLICATE', `route name "${name}" is already used by ${routeNames.get(name)}`)
       else routeNames.set(name, formatKeys(it.path))
     }
     if ((it.cfg.paths?.length ?? 0) === 0 && (it.cfg.hosts?.length ?? 0) === 0 && (it.cfg.methods?.length ?? 0) === 0 && it.cfg.headers === undefined) {
@@ -253,7 +264,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     const rname = entry.route === undefined ? undefined : (typeof entry.route === 'string' ? entry.route : entry.route.name)
     const sname = entry.service === undefined ? undefined : (typeof entry.service === 'string' ? entry.service : entry.service.name)
     if (rname !== undefined) {
-      if (routeNames.has(rname)) push(byRoute, rname, a)
+      if (routeNames.has(rname) || internalNames.has(rname)) push(byRoute, rname, a)
       else if (!rawRouteNames.has(rname)) src.report([...p, 'route'], 'CB_CFG_REFERENCE', `route "${rname}" does not exist${hint(rname, routeNames.keys())}`)
     } else if (sname !== undefined) {
       if (serviceByName.has(sname)) push(byService, sname, a)
@@ -286,6 +297,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   dupCheck(global, 'the global scope')
   for (const [n, l] of byService) dupCheck(l, `service "${n}"`)
   for (const [it, l] of routePlugins) dupCheck(l, `route ${it.cfg.name ?? formatKeys(it.path)}`)
+  for (const n of internalNames.keys()) dupCheck(byRoute.get(n) ?? [], `route ${n}`)
 
   const routes: ResolvedRoute[] = []
   routeItems.forEach((it, k) => {
@@ -320,6 +332,16 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     })
   })
 
+  // internal routes serve http and https and have no service: global plugins, then the route's own
+  const internalRoutes = new Map<string, ResolvedPlugin[]>()
+  for (const n of internalNames.keys()) {
+    const chosen = new Map<string, Attached>()
+    for (const a of global) chosen.set(a.entry.name, a)
+    for (const a of byRoute.get(n) ?? []) chosen.set(a.entry.name, a)
+    const plugins = [...chosen.values()].flatMap(a => a.entry.enabled && a.resolved !== undefined ? [a.resolved] : [])
+    internalRoutes.set(n, plugins.sort((x, y) => y.def.priority - x.def.priority))
+  }
+
   const sections: Record<string, { value: unknown, path: PathKey[] }> = {}
   for (const [name, schema] of opts.sections ?? []) {
     const value = rawRoot[name]
@@ -342,6 +364,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     pluginEntries: all,
     raw: root,
     sections,
+    internalRoutes,
     source: src,
   }
 }

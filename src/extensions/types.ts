@@ -1,7 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { z } from 'zod'
 import type { Logger } from 'pino'
-import type { TlsIdentity } from '../server/peer.js'
+import type { TerminalHandler } from '../pipeline/types.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { Clock, StateStore } from '../store/types.js'
@@ -19,17 +18,24 @@ export interface ExtensionDeps {
   readonly now: Clock
 }
 
-/** What an extension serves: requests handled before routing, and services for plugins (deps.local). */
+/**
+ * An internal route: a path the core itself answers (the authorization server's token endpoint…). It goes through
+ * the router and the same plugin chain, response and log phases as a proxied route; `handle` stands where the proxy
+ * would. Paths match exactly and before every user route; a user route with the same path is a load error.
+ */
+export interface InternalRoute {
+  /** One of the section's `routeNames`: top-level plugins attach with `route: <name>`; logs and metrics use it. */
+  readonly name: string
+  readonly paths: readonly string[]
+  readonly handle: TerminalHandler
+}
+
+/** What an extension serves: internal routes, and services for plugins (deps.local). */
 export interface ExtensionInstance {
-  /**
-   * Handle a request before routing. Return true when the extension answered (it owns `res`), false to let
-   * the router handle it. Must decide quickly from the path; called for every request on every listener.
-   */
-  handle?(req: IncomingMessage, res: ServerResponse, ctx: { tls: TlsIdentity | null, listenerTls: boolean, requestId: string, path: string, query: string, log: Logger }): boolean | Promise<boolean>
+  /** The routes it answers; each name must be one of the extension's `routeNames`. */
+  readonly routes?: readonly InternalRoute[]
   /** In-process services registered under string keys, found by plugins through deps.local. */
   readonly services?: ReadonlyMap<string, unknown>
-  /** Paths this extension serves, so routes can't shadow them silently (logged at load). */
-  readonly paths?: readonly string[]
   close?(): Promise<void>
 }
 
@@ -37,5 +43,11 @@ export interface ExtensionInstance {
 export interface GatewayExtension<S extends z.ZodType = z.ZodType> {
   readonly section: string
   readonly schema: S
+  /**
+   * The names of the internal routes the section creates, known before it is created so that the config can
+   * attach plugins to them (`plugins: [{ name: …, route: authorization_server.token }]`) and no user route can take
+   * the name.
+   */
+  readonly routeNames: readonly string[]
   create(config: z.output<S>, deps: ExtensionDeps): ExtensionInstance | Promise<ExtensionInstance>
 }

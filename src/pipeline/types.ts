@@ -10,6 +10,20 @@ export interface UpstreamHead {
   readonly headers: Record<string, string | string[] | undefined>
 }
 
+/**
+ * What a terminal handler answers (an internal route's handler, in place of the proxy). The response phase sees
+ * it as an UpstreamHead before it is written, so plugins treat internal and proxied answers alike.
+ */
+export interface TerminalResponse {
+  status: number
+  /** Response headers (lower-case names); content-length and x-request-id are set by the writer. */
+  headers: Record<string, string | string[] | undefined>
+  body?: string | Buffer
+}
+
+/** An internal route's handler: runs after the access phase, where a proxied route would forward. */
+export type TerminalHandler = (ctx: RequestContext) => TerminalResponse | Promise<TerminalResponse>
+
 export interface PluginInstance {
   /** Runs before proxying, in priority order. Return to continue; throw a GatewayError to answer. */
   access?(ctx: RequestContext): void | Promise<void>

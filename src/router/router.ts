@@ -10,6 +10,8 @@ export interface RouteSpec {
   readonly regexPriority: number
   /** Declaration order, the last tie-breaker. */
   readonly order: number
+  /** Paths match exactly, not as prefixes, and the route is tried before every other (internal routes). */
+  readonly exact?: boolean
 }
 
 interface HostMatcher { exact?: string, suffix?: string, prefix?: string }
@@ -19,6 +21,7 @@ interface Candidate {
   readonly hosts: readonly HostMatcher[] | null
   readonly headers: ReadonlyArray<[string, ReadonlySet<string>]> | null
   readonly prefix: string | null
+  readonly exact: boolean
   readonly regex: RegExp | null
   readonly sortKey: readonly number[]
 }
@@ -47,6 +50,7 @@ export class Router {
         const regex = isRegex ? new RegExp('^(?:' + p.slice(1) + ')') : null
         const prefix = p !== null && !isRegex ? p : null
         const sortKey = [
+          s.exact === true ? 1 : 0,
           criteria,
           hdrs ? hdrs.length : 0,
           hostRank,
@@ -56,7 +60,7 @@ export class Router {
           methods ? 1 : 0,
           -s.order,
         ]
-        cs.push({ route: s.route, methods, hosts, headers: hdrs, prefix, regex, sortKey })
+        cs.push({ route: s.route, methods, hosts, headers: hdrs, prefix, exact: s.exact === true && prefix !== null, regex, sortKey })
       }
     }
     cs.sort((a, b) => {
@@ -75,7 +79,10 @@ export class Router {
       if (c.hosts !== null && !hostMatches(c.hosts, host)) continue
       if (c.headers !== null && !headersMatch(c.headers, headers)) continue
       let strip = 0
-      if (c.prefix !== null) {
+      if (c.exact) {
+        if (path !== c.prefix) continue
+        strip = path.length
+      } else if (c.prefix !== null) {
         if (!path.startsWith(c.prefix)) continue
         strip = c.prefix.length
       } else if (c.regex !== null) {

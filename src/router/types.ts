@@ -1,13 +1,20 @@
 import type { ResolvedService } from '../config/validate.js'
 import type { PluginInstance } from '../pipeline/types.js'
 import type { RequestContext } from '../pipeline/context.js'
-import type { UpstreamHead } from '../pipeline/types.js'
+import type { UpstreamHead, TerminalHandler } from '../pipeline/types.js'
 
-/** A route compiled at load: matchers, the plugin chain in priority order, and precomputed upstream data. */
+/**
+ * A route compiled at load: matchers, the plugin chain in priority order, and precomputed upstream data.
+ * A proxied route has a `service`; an internal route (the authorization server's endpoints) has a `terminal`
+ * handler instead, and goes through the same router, plugin chain, response and log phases.
+ */
 export interface CompiledRoute {
   readonly name: string
   readonly where: string
-  readonly service: CompiledService
+  /** The upstream; undefined on an internal route. */
+  readonly service: CompiledService | undefined
+  /** The handler that answers an internal route (where a proxied route forwards). */
+  readonly terminal: TerminalHandler | undefined
   readonly stripPath: boolean
   readonly preserveHost: boolean
   readonly pathHandling: 'v0' | 'v1'

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { LoadedConfig, ResolvedPlugin, ResolvedRoute, ResolvedService } from '../config/validate.js'
-import { ConfigError, formatPath } from '../config/diagnostic.js'
+import { ConfigError, formatPath, type PathKey } from '../config/diagnostic.js'
 import type { PluginDeps, PluginInstance, LocalServices } from '../pipeline/types.js'
 import { PluginConfigError } from '../pipeline/types.js'
-import type { GatewayExtension, ExtensionInstance } from '../extensions/types.js'
+import type { GatewayExtension, ExtensionInstance, InternalRoute } from '../extensions/types.js'
 import { Router, type RouteSpec } from '../router/router.js'
 import type { CompiledRoute, CompiledService } from '../router/types.js'
 import { StripSet } from '../proxy/headers.js'
@@ -18,6 +18,8 @@ export interface Runtime {
   readonly config: LoadedConfig
   readonly router: Router
   readonly routes: readonly CompiledRoute[]
+  /** The sections' internal routes (the authorization server's endpoints), matched before `routes`. */
+  readonly internalRoutes: readonly CompiledRoute[]
   readonly strip: StripSet
   readonly pools: UpstreamPools
   readonly http: HttpClient
@@ -50,7 +52,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
   const resolvePath = (p: string): string => resolve(cfg.baseDir, p)
-  const extensions: ExtensionInstance[] = []
+  const extensions: Array<{ section: string, path: readonly PathKey[], instance: ExtensionInstance }> = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
     await Promise.allSettled(cleanup.map(c => c()))
@@ -62,7 +64,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     if (sec === undefined) continue
     try {
       const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now })
-      extensions.push(inst)
+      extensions.push({ section: ext.section, path: sec.path, instance: inst })
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
     } catch (e) {
@@ -98,11 +100,24 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   }
   cfg.routes.forEach((r, order) => {
     const chain = r.plugins.map(p => instances.get(p.key)!)
-    checkChain(cfg, r, chain)
+    checkChain(cfg, r.name, chain)
     const route = compileRoute(r, services.get(r.service.name)!, chain)
     routes.push(route)
     specs.push({ route, paths: r.paths, methods: r.methods, hosts: r.hosts, headers: r.headers, regexPriority: r.regexPriority, order })
   })
+  const internalRoutes: CompiledRoute[] = []
+  for (const ext of extensions) {
+    for (const ir of ext.instance.routes ?? []) {
+      const plugins = cfg.internalRoutes.get(ir.name)
+      if (plugins === undefined) throw new TypeError(`${ext.section} created route "${ir.name}", which is not one of its routeNames`)
+      const chain = plugins.map(p => instances.get(p.key)!)
+      checkChain(cfg, ir.name, chain)
+      const route = compileInternalRoute(ir, formatPath(ext.path), chain)
+      internalRoutes.push(route)
+      specs.push({ route, paths: ir.paths, methods: [], hosts: [], headers: {}, regexPriority: 0, order: -1, exact: true })
+      reportConflicts(cfg, ir)
+    }
+  }
   if (src.diagnostics.length > 0) return await fail()
 
   const pools = new UpstreamPools(cfg.trustedCa)
@@ -112,11 +127,12 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     config: cfg,
     router: new Router(specs),
     routes,
+    internalRoutes,
     strip: new StripSet(stripNames),
     pools,
     http,
     instances: all,
-    extensions,
+    extensions: extensions.map(e => e.instance),
     requestClientCertificate,
     trustedIps: new CidrSet(cfg.settings.trusted_ips),
     adminAllow: new CidrSet(cfg.settings.admin_allow),
@@ -131,13 +147,28 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   return runtime
 }
 
+/**
+ * Internal routes are matched first, by exact path: a user route with the very same path would never see a request,
+ * so it is a load error rather than a silent shadow. (A wider prefix such as `/` or `/oauth2` is not a conflict: it
+ * keeps serving every other path.)
+ */
+function reportConflicts (cfg: LoadedConfig, ir: InternalRoute): void {
+  for (const r of cfg.routes) {
+    r.paths.forEach((p, i) => {
+      if (!ir.paths.includes(p)) return
+      cfg.source.report([...r.path, 'paths', i], 'CB_CFG_CONFLICT',
+        `path ${p} is served by the internal route "${ir.name}"; attach plugins to it with a top-level plugin entry (route: ${ir.name}) instead of a route`)
+    })
+  }
+}
+
 /** A route whose chain reads `credential` must have a token plugin before that plugin. */
-function checkChain (cfg: LoadedConfig, r: ResolvedRoute, chain: Array<{ plugin: ResolvedPlugin, instance: PluginInstance }>): void {
+function checkChain (cfg: LoadedConfig, routeName: string, chain: Chain): void {
   let provided = false
   for (const { plugin, instance } of chain) {
     if (instance.needsCredential === true && !provided) {
       cfg.source.report([...plugin.path, 'name'], 'CB_CFG_CHAIN',
-        `plugin "${plugin.def.name}" reads the verified credential, but no token plugin (openid-connect, token-introspection) runs before it on route "${r.name}"`)
+        `plugin "${plugin.def.name}" reads the verified credential, but no token plugin (openid-connect, token-introspection) runs before it on route "${routeName}"`)
     }
     if (instance.providesCredential === true) provided = true
   }
@@ -157,7 +188,10 @@ function compileService (s: ResolvedService): CompiledService {
   }
 }
 
-function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Array<{ plugin: ResolvedPlugin, instance: PluginInstance }>): CompiledRoute {
+type Chain = Array<{ plugin: ResolvedPlugin, instance: PluginInstance }>
+
+/** The phase handlers of a chain, bound once: access and log in priority order, response in reverse. */
+function phases (chain: Chain): Pick<CompiledRoute, 'access' | 'response' | 'log' | 'plugins' | 'pluginNames'> {
   const access = []; const response = []; const log = []
   for (const { instance } of chain) {
     if (instance.access !== undefined) access.push(instance.access.bind(instance))
@@ -167,18 +201,33 @@ function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Array<
     const inst = chain[i].instance
     if (inst.response !== undefined) response.push(inst.response.bind(inst))
   }
+  return { access, response, log, plugins: chain.map(c => c.instance), pluginNames: chain.map(c => c.plugin.def.name) }
+}
+
+function compileInternalRoute (ir: InternalRoute, where: string, chain: Chain): CompiledRoute {
+  return Object.freeze({
+    name: ir.name,
+    where,
+    service: undefined,
+    terminal: ir.handle,
+    stripPath: false,
+    preserveHost: false,
+    pathHandling: 'v0' as const,
+    protocols: new Set(['http', 'https'] as const),
+    ...phases(chain),
+  })
+}
+
+function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Chain): CompiledRoute {
   return Object.freeze({
     name: r.name,
     where: formatPath(r.path),
     service,
+    terminal: undefined,
     stripPath: r.stripPath,
     preserveHost: r.preserveHost,
     pathHandling: r.pathHandling,
     protocols: new Set(r.protocols),
-    access,
-    response,
-    log,
-    plugins: chain.map(c => c.instance),
-    pluginNames: chain.map(c => c.plugin.def.name),
+    ...phases(chain),
   })
 }

@@ -3,9 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { GatewayError } from '../errors/index.js'
-import { sendError } from '../errors/respond.js'
+import { sendError, writeResponse } from '../errors/respond.js'
 import { RequestContext } from '../pipeline/context.js'
-import type { UpstreamHead } from '../pipeline/types.js'
+import type { TerminalHandler, UpstreamHead } from '../pipeline/types.js'
 import { forward, type ForwardResult } from '../proxy/forward.js'
 import { upstreamHeaders, removeHeader, setHeader, type HeaderList } from '../proxy/headers.js'
 import { forwardUpgrade } from '../proxy/upgrade.js'
@@ -115,8 +115,9 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
   function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined): void {
     const totalMs = Number(process.hrtime.bigint() - startNs) / 1e6
     metrics.request(route, status, totalMs / 1000)
-    if (r?.failure !== undefined && r.failure !== 'client_closed' && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, r.failure)
-    if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, err.code)
+    const svc = ctx?.route.service
+    if (r?.failure !== undefined && r.failure !== 'client_closed' && svc !== undefined) metrics.upstreamError(svc.name, r.failure)
+    if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && svc !== undefined) metrics.upstreamError(svc.name, err.code)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
@@ -141,25 +142,40 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     })
   }
 
+  /** An internal route: the terminal handler answers where the proxy would; the response phase sees its head. */
+  async function answer (ctx: RequestContext, terminal: TerminalHandler, res: ServerResponse): Promise<ForwardResult> {
+    const t0 = performance.now()
+    const r = await terminal(ctx)
+    const route = ctx.route
+    if (route.response.length > 0) {
+      const head: UpstreamHead = { status: r.status, headers: r.headers }
+      for (const h of route.response) h(ctx, head)
+      r.status = head.status
+    }
+    const bytes = writeResponse(res, r, { requestId: ctx.id, req: ctx.req })
+    return { status: r.status, upstreamMs: performance.now() - t0, bytes, failure: undefined, retries: 0 }
+  }
+
   async function run (ctx: RequestContext, match: RouteMatch, res: ServerResponse, rt: Runtime): Promise<ForwardResult> {
     const route = match.route
     for (let i = 0; i < route.access.length; i++) {
       const p = route.access[i](ctx)
       if (p !== undefined) await p
     }
+    const svc = route.service
+    if (svc === undefined) return await answer(ctx, route.terminal!, res)
     const req = ctx.req
     const headers = upstreamHeaders(req, rt.strip, {
       remoteAddress: ctx.remoteAddress,
       proto: listener.tls ? 'https' : 'http',
       host: req.headers.host ?? '',
-      upstreamHost: route.preserveHost && req.headers.host !== undefined ? req.headers.host : route.service.hostHeader,
+      upstreamHost: route.preserveHost && req.headers.host !== undefined ? req.headers.host : svc.hostHeader,
       port: listener.port,
       requestId: ctx.id,
       trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress),
     })
     if (ctx.upstreamHeaders.length > 0) applyHeaderMutations(headers, ctx.upstreamHeaders)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
-    const svc = route.service
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
     const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
     return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, requestId: ctx.id, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
@@ -200,20 +216,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     try {
       const malformed = malformedRequest(req)
       if (malformed !== undefined) throw malformed
-      // the target is parsed once, for the extensions and the router alike
-      const parsed = splitTarget(req.url)
-      if (rt.extensions.length > 0) {
-        if (parsed !== undefined) {
-          res.setHeader('x-request-id', id)
-          for (const ext of rt.extensions) {
-            if (ext.handle === undefined) continue
-            const tls = listener.tls ? tlsIdentity(req.socket) : null
-            const done = await ext.handle(req, res, { tls, listenerTls: listener.tls, requestId: id, path: parsed.path, query: parsed.query, log: deps.logger })
-            if (done) { routeName = '(internal)'; return }
-          }
-        }
-      }
-      const p = prepare(req, rt, id, startNs, parsed)
+      const p = prepare(req, rt, id, startNs, splitTarget(req.url))
       if (p.parsed !== undefined) path = p.parsed.path
       if (p.err !== undefined) throw p.err
       ctx = p.ctx!
@@ -227,7 +230,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       rt.inflight--
       const status = result?.status ?? (failure?.status ?? res.statusCode)
       if (ctx !== undefined) for (const l of ctx.route.log) { try { l(ctx, status) } catch { /* log phase never throws */ } }
-      if (routeName !== '(internal)') accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
+      accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
     }
   }
 
@@ -256,6 +259,13 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       return
     }
     const ctx = p.ctx
+    const svc = ctx.route.service
+    if (svc === undefined) {
+      const err = new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade to the internal route ${ctx.route.name}` })
+      writeRaw(socket, err)
+      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
+      return
+    }
     try {
       for (const a of ctx.route.access) { const r = a(ctx); if (r !== undefined) await r }
     } catch (e) {
@@ -264,7 +274,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
       return
     }
-    const upstreamHost = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : ctx.route.service.hostHeader
+    const upstreamHost = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : svc.hostHeader
     const headers = upstreamHeaders(req, rt.strip, { remoteAddress: ctx.remoteAddress, proto: listener.tls ? 'https' : 'http', host: req.headers.host ?? '', upstreamHost, port: listener.port, requestId: id, trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress) })
     applyHeaderMutations(headers, ctx.upstreamHeaders)
     if (req.headers['sec-websocket-key'] !== undefined) {
@@ -274,8 +284,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       }
     }
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
-    const path = upstreamPath(ctx.route.service.basePath, ctx.path, p.match.stripLength, ctx.route.stripPath, ctx.route.pathHandling)
-    const status = await forwardUpgrade(req, socket, head, ctx.route.service, q === '' ? path : `${path}?${q}`, headers)
+    const path = upstreamPath(svc.basePath, ctx.path, p.match.stripLength, ctx.route.stripPath, ctx.route.pathHandling)
+    const status = await forwardUpgrade(req, socket, head, svc, q === '' ? path : `${path}?${q}`, headers)
     accessLog(rt, req, id, ctx.route.name, ctx.path, status, startNs, undefined, ctx, undefined)
   }
 

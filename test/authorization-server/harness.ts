@@ -1,23 +1,19 @@
 /**
- * Serves the authorization server extension from a plain node:https server (the gateway core is not needed):
- * a real TLS listener on 127.0.0.1:0 that requests (but does not require) client certificates, as the
- * gateway's `client_certificate: request` listeners do, with ctx.tls from src/server/peer.ts.
+ * Serves the authorization server as users run it: a real gateway (in process) whose TLS listener on 127.0.0.1
+ * requests (but does not require) client certificates, with the `authorization_server` section built by the test.
+ * Its endpoints are the gateway's internal routes: routed, logged and counted like every route.
  */
-import { createServer, request as httpsRequest, type Server } from 'node:https'
+import { request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { Writable } from 'node:stream'
-import { randomUUID } from 'node:crypto'
-import { pino, type Logger } from 'pino'
-import { tlsIdentity } from '../../src/server/peer.js'
-import { createHttpClient } from '../../src/http-client/index.js'
-import { authorizationServer, type AuthorizationServer } from '../../src/authorization-server/index.js'
+import { join } from 'node:path'
+import type { AuthorizationServer } from '../../src/authorization-server/index.js'
 import type { TestPki } from '../helpers/pki.js'
-import { storeDeps } from '../helpers/clock.js'
+import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { freePort } from '../helpers/process.js'
 
-export interface LogLine { level: number, msg?: string, [k: string]: unknown }
+export interface LogLine { level: number | string, msg?: string, [k: string]: unknown }
 
 export interface Harness {
   port: number
@@ -26,66 +22,65 @@ export interface Harness {
   /** The config dir: relative paths resolve here. */
   dir: string
   instance: AuthorizationServer
+  gateway: TestGateway
   logs: LogLine[]
-  /** Replace the running instance with a new one over the same dir (a restart). */
+  /** Stop the gateway and start a new one over the same dir and port (a restart). */
   restart(config?: Record<string, unknown>): Promise<void>
   close(): Promise<void>
 }
 
+/** The gateway config around an `authorization_server` section (JSON is YAML). */
+export function gatewayYaml (pki: TestPki, port: number, section: Record<string, unknown>, o: { listenerTls?: boolean, extra?: string } = {}): string {
+  const tls = o.listenerTls === false
+    ? ''
+    : `
+      tls:
+        cert: ${pki.server.certFile}
+        key: ${pki.server.keyFile}
+        client_ca: ${pki.ca.certFile}
+        client_certificate: request`
+  return `_format_version: "3.0"
+gateway:
+  listen:
+    - address: 127.0.0.1:${port}${tls}
+authorization_server: ${JSON.stringify(section)}
+${o.extra ?? ''}`
+}
+
 /**
- * Start a TLS listener and the extension on it. `config(origin)` builds the raw `authorization_server`
- * section (validated with the extension's schema, as the core does). `dir`: reuse a config dir (restarts).
+ * Start a gateway serving the section `config(origin)` builds (validated and created by the core, as in
+ * production). `dir`: reuse a config dir (restarts). `extra`: more YAML (routes, plugins).
  */
-export async function startAuthorizationServer (pki: TestPki, config: (origin: string) => Record<string, unknown>, opts: { dir?: string, listenerTls?: boolean } = {}): Promise<Harness> {
+export async function startAuthorizationServer (pki: TestPki, config: (origin: string) => Record<string, unknown>, opts: { dir?: string, listenerTls?: boolean, extra?: string } = {}): Promise<Harness> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'certbound-as-'))
-  const logs: LogLine[] = []
-  const sink = new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as LogLine)
-      cb()
-    },
-  })
-  const logger: Logger = pino({ level: 'debug' }, sink)
-  let instance: AuthorizationServer | undefined
-  const server: Server = createServer({
-    cert: pki.server.certPem,
-    key: pki.server.keyPem,
-    ca: [pki.ca.certPem],
-    requestCert: true,
-    rejectUnauthorized: false,
-  }, function onRequest (req, res) {
-    const url = new URL(req.url ?? '/', 'https://localhost')
-    const info = { tls: tlsIdentity(req.socket), listenerTls: opts.listenerTls ?? true, requestId: randomUUID(), path: url.pathname, query: url.search.slice(1), log: logger }
-    Promise.resolve(instance!.handle!(req, res, info)).then((handled) => {
-      if (!handled) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not the authorization server') }
-    }, (err: unknown) => { res.writeHead(500); res.end(String(err)) })
-  })
-  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as { port: number }).port
+  // the issuer names the port, so it is chosen before the gateway starts
+  const port = await freePort()
   const origin = `https://localhost:${port}`
-  const http = createHttpClient()
   let raw = config(origin)
-  const make = async (c: Record<string, unknown>) => {
-    const parsed = authorizationServer.schema.parse(c)
-    return await authorizationServer.create(parsed, { baseDir: dir, resolvePath: p => resolve(dir, p), logger, http, where: [], ...storeDeps() }) as AuthorizationServer
+  const logs: LogLine[] = []
+  const boot = async (): Promise<TestGateway> => {
+    const g = await startGateway(gatewayYaml(pki, port, raw, opts), { dir })
+    g.logs.length = 0
+    // one array across restarts: tests read every line logged so far
+    const push = logs.push.bind(logs)
+    g.logs.push = (...l: typeof g.logs) => { push(...(l as LogLine[])); return logs.length }
+    return g
   }
-  instance = await make(raw)
+  let gw = await boot()
   return {
     port,
     origin,
     dir,
-    get instance () { return instance! },
+    get instance () { return gw.gateway.current().extensions[0] as AuthorizationServer },
+    get gateway () { return gw },
     logs,
     async restart (c) {
-      await instance!.close()
+      await gw.gateway.close(500)
       if (c !== undefined) raw = c
-      instance = await make(raw)
+      gw = await boot()
     },
     async close () {
-      await instance?.close()
-      server.closeAllConnections()
-      await new Promise<void>(r => server.close(() => r()))
-      await http.close()
+      await gw.gateway.close(500)
       if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -70,7 +70,7 @@ describe('RFC 8414: authorization server metadata', () => {
     expect(a.json.token_endpoint).toBe(`${o}/as/oauth2/token`)
     expect(a.json.jwks_uri).toBe(`${o}/keys`)
     expect((await call(withPath.port, '/.well-known/oauth-authorization-server')).status).toBe(404)
-    expect(withPath.instance.paths).toContain('/as/oauth2/token')
+    expect(withPath.instance.routes.find(r => r.name === 'authorization_server.token')?.paths).toEqual(['/as/oauth2/token'])
   })
 })
 
@@ -104,8 +104,9 @@ describe('LocalIssuer service (in-process validation for the token plugins)', ()
     expect(await issuer.introspect('not-a-token')).toEqual({ active: false })
   })
 
-  it('lists its paths, so routes cannot shadow them silently', () => {
-    expect([...as.instance.paths].sort()).toEqual(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration', '/oauth2/introspect', '/oauth2/jwks', '/oauth2/revoke', '/oauth2/token'])
+  it('serves its endpoints as named internal routes', () => {
+    expect(as.instance.routes.flatMap(r => r.paths).sort()).toEqual(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration', '/oauth2/introspect', '/oauth2/jwks', '/oauth2/revoke', '/oauth2/token'])
+    expect(as.instance.routes.map(r => r.name).sort()).toEqual(['authorization_server.introspection', 'authorization_server.jwks', 'authorization_server.metadata', 'authorization_server.revocation', 'authorization_server.token'])
   })
 })
 
@@ -113,10 +114,11 @@ describe('plain HTTP listeners', () => {
   it('token endpoints answer 400 instead of passing the request (and its secrets) on to routing', async () => {
     const plain = await startAuthorizationServer(pki, origin => ({ issuer: origin, clients: [] }), { listenerTls: false })
     try {
-      const r = await call(plain.port, '/oauth2/token', { form: { grant_type: 'client_credentials' } })
+      const base = `http://127.0.0.1:${plain.port}`
+      const r = await fetch(`${base}/oauth2/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials' }) })
       expect(r.status).toBe(400)
-      expect(r.json.error_description).toMatch(/https only/)
-      expect((await call(plain.port, '/.well-known/oauth-authorization-server')).status).toBe(200)
+      expect(((await r.json()) as { error_description: string }).error_description).toMatch(/https only/)
+      expect((await fetch(`${base}/.well-known/oauth-authorization-server`)).status).toBe(200)
     } finally {
       await plain.close()
     }

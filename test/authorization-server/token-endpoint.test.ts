@@ -214,10 +214,10 @@ describe('RFC 6749 §3.2, §5.2: request shape and errors', () => {
     expect(res).toMatch(/^HTTP\/1\.1 400 /)
     expect(res).toContain('exceeds 8192 bytes')
   })
-  it('does not answer other paths (handle returns false)', async () => {
+  it('does not answer other paths (the router finds no route: exact paths only)', async () => {
     const r = await call(as.port, '/oauth2/tokens')
     expect(r.status).toBe(404)
-    expect(r.text).toBe('not the authorization server')
+    expect(r.json.message).toBe('no Route matched with those values')
   })
 })
 

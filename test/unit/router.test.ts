@@ -17,6 +17,7 @@ interface R {
   headers?: Record<string, string[]>
   regexPriority?: number
   protocols?: Array<'http' | 'https'>
+  exact?: boolean
 }
 
 /** A router over route definitions in declaration order (the router reads only protocols of the compiled route). */
@@ -29,6 +30,7 @@ function router (routes: R[]): Router {
     headers: r.headers ?? {},
     regexPriority: r.regexPriority ?? 0,
     order,
+    exact: r.exact,
   }))
   return new Router(specs)
 }
@@ -42,6 +44,22 @@ function bothOrders (routes: R[], check: (rt: Router) => void): void {
   check(router(routes))
   check(router([...routes].reverse()))
 }
+
+describe('internal routes (exact paths, tried first)', () => {
+  it('match their paths exactly, before any user route, and nothing below them', () => {
+    bothOrders([
+      { name: 'all', paths: ['/'] },
+      { name: 'regex', paths: ['~/oauth2/.*'], regexPriority: 100 },
+      { name: 'hosted', paths: ['/oauth2'], hosts: ['localhost'], methods: ['POST'] },
+      { name: 'as.token', paths: ['/oauth2/token'], exact: true },
+    ], (rt) => {
+      expect(match(rt, '/oauth2/token', { method: 'POST' })).toBe('as.token')
+      expect(match(rt, '/oauth2/token/x', { method: 'POST' })).toBe('hosted')
+      expect(match(rt, '/oauth2/tokens', { method: 'GET' })).toBe('regex')
+      expect(match(rt, '/other')).toBe('all')
+    })
+  })
+})
 
 describe('Kong route priority', () => {
   it('regex paths are evaluated before prefix paths', () => {
