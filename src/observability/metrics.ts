@@ -12,7 +12,9 @@ export class GatewayMetrics {
   private readonly handshakes: Counter<'listener'>
   private readonly certFailures: Counter<'listener' | 'reason'>
   readonly reloads: Counter<'result'>
-  readonly inflight: Gauge
+  /** Requests and tunnels being handled now, in every runtime; read when /metrics is scraped (no per-request cost). */
+  inFlightNow = 0
+  private readonly suppressedErrors: Counter<'where'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -21,11 +23,16 @@ export class GatewayMetrics {
     this.handshakes = new Counter({ name: 'certbound_tls_handshakes_total', help: 'Completed TLS handshakes by listener', labelNames: ['listener'], registers })
     this.certFailures = new Counter({ name: 'certbound_tls_client_cert_failures_total', help: 'Handshakes failed or client certificates refused, by reason', labelNames: ['listener', 'reason'], registers })
     this.reloads = new Counter({ name: 'certbound_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers })
-    this.inflight = new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled', registers })
+    const inFlight = (): number => this.inFlightNow
+    new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled (WebSocket tunnels included)', registers, collect () { this.set(inFlight()) } })
+    this.suppressedErrors = new Counter({ name: 'certbound_suppressed_errors_total', help: 'Failures that could not change an answer (a plugin\'s log phase, a close, a final write), each also logged', labelNames: ['where'], registers })
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 
   request (route: string, status: number, seconds: number): void { this.requests.record(route, status, seconds) }
+
+  /** A failure that has no one to answer to (log phase, close, last write): counted here and logged by the caller. */
+  suppressed (where: string): void { this.suppressedErrors.inc({ where }) }
 
   upstreamError (service: string, kind: string): void { this.upstreamErrors.inc({ service, kind }) }
   handshake (listener: string): void { this.handshakes.inc({ listener }) }

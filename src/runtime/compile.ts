@@ -11,6 +11,7 @@ import { StripSet } from '../proxy/headers.js'
 import { UpstreamPools } from '../proxy/pools.js'
 import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
+import { InFlight } from './in-flight.js'
 import type { Clock, StateStore } from '../store/types.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
@@ -29,9 +30,13 @@ export interface Runtime {
   readonly requestClientCertificate: boolean
   readonly trustedIps: CidrSet
   readonly adminAllow: CidrSet
-  /** Requests in flight on this runtime; close() waits for them. */
-  inflight: number
+  /** Requests and WebSocket tunnels in flight on this runtime; close() waits for them. */
+  readonly inflight: InFlight
   ready(): boolean
+  /**
+   * Wait for the requests and tunnels in flight (the event of the count reaching zero) up to `drainMs`, close the
+   * tunnels still open, then release pools, plugins and sections.
+   */
   close(drainMs: number): Promise<void>
 }
 
@@ -43,6 +48,8 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
+  onCloseError?: (err: unknown) => void
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -123,6 +130,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const pools = new UpstreamPools(cfg.trustedCa)
   cleanup.unshift(() => pools.close())
   const all = [...instances.values()]
+  const inflight = new InFlight()
   const runtime: Runtime = {
     config: cfg,
     router: new Router(specs),
@@ -136,12 +144,15 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     requestClientCertificate,
     trustedIps: new CidrSet(cfg.settings.trusted_ips),
     adminAllow: new CidrSet(cfg.settings.admin_allow),
-    inflight: 0,
+    inflight,
     ready: () => all.every(i => i.instance.ready === undefined || i.instance.ready()),
     async close (drainMs: number) {
-      const deadline = Date.now() + drainMs
-      while (runtime.inflight > 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 20))
-      await Promise.allSettled(cleanup.map(c => c()))
+      if (!await inflight.idle(drainMs)) {
+        const tunnels = inflight.closeTunnels()
+        opts.logger.warn({ in_flight: inflight.count, tunnels_closed: tunnels, drain_timeout: drainMs }, 'drain timeout: closing what is still in flight')
+      }
+      const results = await Promise.allSettled(cleanup.map(c => c()))
+      for (const r of results) if (r.status === 'rejected') opts.onCloseError?.(r.reason)
     },
   }
   return runtime

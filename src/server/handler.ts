@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { GatewayError } from '../errors/index.js'
-import { sendError, writeResponse } from '../errors/respond.js'
+import { rawErrorResponse, sendError, writeResponse } from '../errors/respond.js'
 import { RequestContext } from '../pipeline/context.js'
 import type { TerminalHandler, UpstreamHead } from '../pipeline/types.js'
 import { forward, type ForwardResult } from '../proxy/forward.js'
@@ -11,7 +11,7 @@ import { upstreamHeaders, removeHeader, setHeader, type HeaderList } from '../pr
 import { forwardUpgrade } from '../proxy/upgrade.js'
 import { normalizePath } from '../router/normalize-path.js'
 import { upstreamPath } from '../router/router.js'
-import type { RouteMatch } from '../router/types.js'
+import type { CompiledService, RouteMatch } from '../router/types.js'
 import type { Runtime } from '../runtime/compile.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import { tlsIdentity } from './peer.js'
@@ -99,9 +99,16 @@ function applyHeaderMutations (headers: HeaderList, muts: RequestContext['upstre
   }
 }
 
+/** Where the answer goes: a ServerResponse, or (upgrade mode) the raw socket node handed over. */
+type Exchange =
+  | { readonly kind: 'http', readonly res: ServerResponse }
+  | { readonly kind: 'upgrade', readonly socket: Duplex, readonly head: Buffer }
+
 /**
- * The per-request path: parse and normalise the target, let extensions answer, route, run the plugin chain,
- * proxy, log. Nothing here parses config or compiles anything.
+ * The one request path: parse and normalise the target, route (internal and proxied routes alike), run the plugin
+ * chain, then proxy, answer from an internal route's handler, or (upgrade mode) open a WebSocket tunnel; the
+ * response phase, the log phase, the access log and the metrics happen here for all of them. Nothing here parses
+ * config or compiles anything.
  */
 export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo) {
   const { metrics } = deps
@@ -156,15 +163,10 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     return { status: r.status, upstreamMs: performance.now() - t0, bytes, failure: undefined, retries: 0 }
   }
 
-  async function run (ctx: RequestContext, match: RouteMatch, res: ServerResponse, rt: Runtime): Promise<ForwardResult> {
-    const route = match.route
-    for (let i = 0; i < route.access.length; i++) {
-      const p = route.access[i](ctx)
-      if (p !== undefined) await p
-    }
-    const svc = route.service
-    if (svc === undefined) return await answer(ctx, route.terminal!, res)
+  /** What the upstream receives: the gateway's header hygiene, then the plugins' mutations (strip before set). */
+  function upstreamRequest (ctx: RequestContext, match: RouteMatch, svc: CompiledService, rt: Runtime): { headers: HeaderList, path: string } {
     const req = ctx.req
+    const route = match.route
     const headers = upstreamHeaders(req, rt.strip, {
       remoteAddress: ctx.remoteAddress,
       proto: listener.tls ? 'https' : 'http',
@@ -177,34 +179,64 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     if (ctx.upstreamHeaders.length > 0) applyHeaderMutations(headers, ctx.upstreamHeaders)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
+    return { headers, path: q === '' ? path : `${path}?${q}` }
+  }
+
+  async function run (ctx: RequestContext, match: RouteMatch, ex: Exchange, rt: Runtime): Promise<ForwardResult> {
+    const route = match.route
+    for (let i = 0; i < route.access.length; i++) {
+      const p = route.access[i](ctx)
+      if (p !== undefined) await p
+    }
+    const svc = route.service
     const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
-    return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, requestId: ctx.id, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
+    if (ex.kind === 'upgrade') {
+      if (svc === undefined) throw new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade to the internal route ${route.name}` })
+      const up = upstreamRequest(ctx, match, svc, rt)
+      for (const k of WEBSOCKET_HEADERS) {
+        const v = ctx.req.headers[k]
+        if (typeof v === 'string') setHeader(up.headers, k, v)
+      }
+      let forget: (() => void) | undefined
+      const r = await forwardUpgrade({
+        service: svc, path: up.path, headers: up.headers, req: ctx.req, socket: ex.socket, head: ex.head, requestId: ctx.id, pools: rt.pools, onHead,
+        onOpen: (close) => { forget = rt.inflight.track(close) },
+        onTunnelError: (err) => {
+          const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN'
+          metrics.upstreamError(svc.name, `websocket_${code}`)
+          ctx.log.warn({ req_id: ctx.id, route: route.name, err: { code, message: err.message } }, 'websocket upstream failed; tunnel closed')
+        },
+      })
+      forget?.()
+      return r
+    }
+    if (svc === undefined) return await answer(ctx, route.terminal!, ex.res)
+    const up = upstreamRequest(ctx, match, svc, rt)
+    return await forward({ service: svc, method: ctx.method, path: up.path, headers: up.headers, req: ctx.req, res: ex.res, requestId: ctx.id, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
   }
 
-  function prepare (req: IncomingMessage, rt: Runtime, id: string, startNs: bigint, parsed: Parsed | undefined): { ctx?: RequestContext, match?: RouteMatch, parsed?: Parsed, err?: GatewayError } {
-    if (parsed === undefined) return { err: new GatewayError('CB_ERR_BAD_PATH', { detail: 'request target is not a valid path' }) }
-    const match = rt.router.match(req.method ?? 'GET', hostOf(req), parsed.path, req.headers, listener.tls)
-    if (match === undefined) return { parsed, err: new GatewayError('CB_ERR_NO_ROUTE', { detail: `no route for ${req.method} ${hostOf(req)}${parsed.path}` }) }
-    const ctx = new RequestContext({
-      id,
-      startNs,
-      req,
-      method: req.method ?? 'GET',
-      path: parsed.path,
-      query: parsed.query,
-      remoteAddress: req.socket.remoteAddress ?? '',
-      route: match.route,
-      tls: listener.tls ? tlsIdentity(req.socket) : null,
-      listenerTls: listener.tls,
-      log: deps.logger,
-    })
-    return { ctx, match, parsed }
+  /**
+   * Requests node parses as upgrades. Only WebSocket is tunnelled: an "Upgrade: h2c" tunnel would let the client
+   * send HTTP/2 requests straight to the upstream, to any path, past the router and the plugin chain (h2c
+   * smuggling). A WebSocket handshake is a GET without a body (RFC 6455 §4.1).
+   */
+  function refusedUpgrade (req: IncomingMessage): GatewayError | undefined {
+    const upgrade = req.headers.upgrade
+    if (typeof upgrade !== 'string' || upgrade.trim().toLowerCase() !== 'websocket') {
+      return new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade: ${String(upgrade)} is not supported (only websocket)` })
+    }
+    const cl = req.headers['content-length']
+    if ((cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined) {
+      return new GatewayError('CB_ERR_BAD_REQUEST', { detail: 'a WebSocket handshake has no body (RFC 6455 §4.1)' })
+    }
+    return undefined
   }
 
-  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function serve (req: IncomingMessage, ex: Exchange): Promise<void> {
     const startNs = process.hrtime.bigint()
     const rt = deps.runtime()
-    rt.inflight++
+    rt.inflight.enter()
+    metrics.inFlightNow++
     const id = requestIdOf(req)
     // x-request-id goes into the one header object writeHead gets (forward, sendError): a setHeader() before it
     // would send every response through node's slower merge of the two header APIs
@@ -214,87 +246,62 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     let ctx: RequestContext | undefined
     let path = req.url ?? ''
     try {
-      const malformed = malformedRequest(req)
-      if (malformed !== undefined) throw malformed
-      const p = prepare(req, rt, id, startNs, splitTarget(req.url))
-      if (p.parsed !== undefined) path = p.parsed.path
-      if (p.err !== undefined) throw p.err
-      ctx = p.ctx!
+      const refused = malformedRequest(req) ?? (ex.kind === 'upgrade' ? refusedUpgrade(req) : undefined)
+      if (refused !== undefined) throw refused
+      const parsed = splitTarget(req.url)
+      if (parsed === undefined) throw new GatewayError('CB_ERR_BAD_PATH', { detail: 'request target is not a valid path' })
+      path = parsed.path
+      const match = rt.router.match(req.method ?? 'GET', hostOf(req), parsed.path, req.headers, listener.tls)
+      if (match === undefined) throw new GatewayError('CB_ERR_NO_ROUTE', { detail: `no route for ${req.method} ${hostOf(req)}${parsed.path}` })
+      ctx = new RequestContext({
+        id,
+        startNs,
+        req,
+        method: req.method ?? 'GET',
+        path: parsed.path,
+        query: parsed.query,
+        remoteAddress: req.socket.remoteAddress ?? '',
+        route: match.route,
+        tls: listener.tls ? tlsIdentity(req.socket) : null,
+        listenerTls: listener.tls,
+        log: deps.logger,
+      })
       routeName = ctx.route.name
-      result = await run(ctx, p.match!, res, rt)
+      result = await run(ctx, match, ex, rt)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      sendError(res, failure, id)
+      if (ex.kind === 'http') sendError(ex.res, failure, id)
+      else if (ex.socket.writable) ex.socket.end(rawErrorResponse(failure))
     } finally {
-      rt.inflight--
-      const status = result?.status ?? (failure?.status ?? res.statusCode)
-      if (ctx !== undefined) for (const l of ctx.route.log) { try { l(ctx, status) } catch { /* log phase never throws */ } }
+      rt.inflight.leave()
+      metrics.inFlightNow--
+      const status = result?.status ?? (failure?.status ?? (ex.kind === 'http' ? ex.res.statusCode : 0))
+      if (ctx !== undefined) logPhase(ctx, status)
       accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
     }
   }
 
-  /** WebSocket and other upgrades: same routing and plugin chain, then a spliced connection. */
-  async function handleUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const startNs = process.hrtime.bigint()
-    const rt = deps.runtime()
-    const id = requestIdOf(req)
-    socket.on('error', () => socket.destroy())
-    // Only WebSocket is spliced: an "Upgrade: h2c" tunnel would let the client send HTTP/2 requests straight to the
-    // upstream, to any path, past the router and the plugin chain (h2c smuggling).
-    const upgrade = req.headers.upgrade
-    const refused = malformedRequest(req) ?? (typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket'
-      ? undefined
-      : new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade: ${String(upgrade)} is not supported (only websocket)` }))
-    if (refused !== undefined) {
-      writeRaw(socket, refused)
-      accessLog(rt, req, id, '(none)', '', refused.status, startNs, undefined, undefined, refused)
-      return
-    }
-    const p = prepare(req, rt, id, startNs, splitTarget(req.url))
-    if (p.err !== undefined || p.ctx === undefined || p.match === undefined) {
-      const err = p.err ?? new GatewayError('CB_ERR_BAD_REQUEST')
-      writeRaw(socket, err)
-      accessLog(rt, req, id, '(none)', p.parsed?.path ?? '', err.status, startNs, undefined, undefined, err)
-      return
-    }
-    const ctx = p.ctx
-    const svc = ctx.route.service
-    if (svc === undefined) {
-      const err = new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade to the internal route ${ctx.route.name}` })
-      writeRaw(socket, err)
-      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
-      return
-    }
-    try {
-      for (const a of ctx.route.access) { const r = a(ctx); if (r !== undefined) await r }
-    } catch (e) {
-      const err = errorFor(e)
-      writeRaw(socket, err)
-      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
-      return
-    }
-    const upstreamHost = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : svc.hostHeader
-    const headers = upstreamHeaders(req, rt.strip, { remoteAddress: ctx.remoteAddress, proto: listener.tls ? 'https' : 'http', host: req.headers.host ?? '', upstreamHost, port: listener.port, requestId: id, trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress) })
-    applyHeaderMutations(headers, ctx.upstreamHeaders)
-    if (req.headers['sec-websocket-key'] !== undefined) {
-      for (const k of ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
-        const v = req.headers[k]
-        if (typeof v === 'string') setHeader(headers, k, v)
+  /** The log phase never breaks a request; a plugin that throws in it is logged and counted, not ignored. */
+  function logPhase (ctx: RequestContext, status: number): void {
+    const log = ctx.route.log
+    for (let i = 0; i < log.length; i++) {
+      try { log[i](ctx, status) } catch (err) {
+        metrics.suppressed('log_phase')
+        deps.logger.error({ err, req_id: ctx.id, route: ctx.route.name }, 'a plugin\'s log phase threw')
       }
     }
-    const q = buildQuery(ctx.query, ctx.upstreamQuery)
-    const path = upstreamPath(svc.basePath, ctx.path, p.match.stripLength, ctx.route.stripPath, ctx.route.pathHandling)
-    const status = await forwardUpgrade(req, socket, head, svc, q === '' ? path : `${path}?${q}`, headers)
-    accessLog(rt, req, id, ctx.route.name, ctx.path, status, startNs, undefined, ctx, undefined)
   }
 
-  return { handle, handleUpgrade }
+  return {
+    handle (req: IncomingMessage, res: ServerResponse): Promise<void> { return serve(req, { kind: 'http', res }) },
+    /** WebSocket upgrades: the same path as every request, in upgrade mode. */
+    handleUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+      socket.on('error', () => socket.destroy())
+      return serve(req, { kind: 'upgrade', socket, head })
+    },
+  }
 }
 
-function writeRaw (socket: Duplex, err: GatewayError): void {
-  const body = JSON.stringify({ message: err.message })
-  let head = `HTTP/1.1 ${err.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`
-  for (const [k, v] of Object.entries(err.headers ?? {})) if (k !== 'connection') head += `${k}: ${v}\r\n`
-  if (socket.writable) socket.end(head + '\r\n' + body)
-}
+/** The handshake headers the upstream needs to accept a WebSocket (RFC 6455 §4.1). */
+const WEBSOCKET_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']
