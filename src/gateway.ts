@@ -93,7 +93,7 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, onCloseError: (e) => g.closeFailed('plugin or section', e) })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
@@ -205,7 +205,7 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, onCloseError: (e) => this.closeFailed('plugin or section', e) })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -234,7 +234,7 @@ export class Gateway {
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
     this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
-    void prev.close(prev.config.settings.limits.drain_timeout).catch(() => undefined)
+    void prev.close(prev.config.settings.limits.drain_timeout).catch((err: unknown) => this.closeFailed('previous runtime', err))
     return { ok: true, hash: next.config.hash }
   }
 
@@ -302,6 +302,12 @@ export class Gateway {
     this.watcher.setFiles(tlsFilesOf(this.runtime.config))
   }
 
+  /** A close that failed has no one to answer to: logged and counted (certbound_suppressed_errors_total{where="close"}). */
+  private closeFailed (what: string, err: unknown): void {
+    this.metrics.suppressed('close')
+    this.logger.error({ err, what }, 'close failed')
+  }
+
   /** Stop accepting, let in-flight requests finish up to drain_timeout, close pools and plugins. */
   async close (drainMs?: number): Promise<void> {
     if (this.closed) return
@@ -344,15 +350,30 @@ function createHandlerPair (g: Gateway) {
   }
 }
 
+/**
+ * Stop accepting, close idle keep-alive connections as they become idle, and wait — on the sockets' close events,
+ * not a poll — for the rest up to `drainMs`; then destroy what is left (WebSocket tunnels included).
+ */
 async function closeListener (b: BoundListener, drainMs: number): Promise<void> {
   const closed = new Promise<void>(r => b.server.close(() => r()))
-  b.server.closeIdleConnections()
-  const deadline = Date.now() + drainMs
-  while (b.sockets.size > 0 && Date.now() < deadline) {
-    b.server.closeIdleConnections()
-    await new Promise(r => setTimeout(r, 25))
+  const srv = b.server
+  // a response that ends on a keep-alive connection leaves it idle: close it then (the response in progress on a
+  // socket is node's _httpMessage, as listeners.ts reads it; later requests on the connection come as 'request')
+  type Res = { once(e: 'finish', f: () => void): void }
+  const onFinish = (): void => { setImmediate(() => srv.closeIdleConnections()) }
+  const onRequest = (_req: unknown, res: Res): void => { res.once('finish', onFinish) }
+  srv.on('request', onRequest)
+  for (const s of b.sockets) (s as unknown as { _httpMessage?: Res | null })._httpMessage?.once('finish', onFinish)
+  srv.closeIdleConnections()
+  if (b.sockets.size > 0 && drainMs > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, drainMs)
+      const check = (): void => { if (b.sockets.size === 0) { clearTimeout(timer); resolve() } }
+      for (const s of b.sockets) s.once('close', () => setImmediate(check))
+    })
   }
-  b.server.closeAllConnections()
+  srv.off('request', onRequest)
+  srv.closeAllConnections()
   for (const s of b.sockets) s.destroy()
   await closed
 }

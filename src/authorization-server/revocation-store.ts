@@ -61,9 +61,9 @@ export class RevocationStore {
     for (const [jti, exp] of this.revoked) if (exp <= now) this.revoked.delete(jti)
   }
 
-  /** Wait for pending writes. */
+  /** Wait for pending writes; a last write that failed rejects, so the gateway logs and counts it. */
   async close (): Promise<void> {
-    await this.writing.catch(() => undefined)
+    await this.writing
   }
 }
 
