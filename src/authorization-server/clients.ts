@@ -5,6 +5,7 @@ import type { PathKey } from '../config/diagnostic.js'
 import { canonicalIp, type AuthMethod, type ClientConfig } from './schema.js'
 import { certificateSubject, dnEquals, parseDn } from './distinguished-name.js'
 import { parseSecretHash, type SecretHash } from './secret-hash.js'
+import type { ConfigErrorCode } from '../errors/codes.js'
 
 /**
  * RFC 8705 §3: when tokens are bound. `required`: every token is bound (no certificate → refused);
@@ -40,7 +41,7 @@ export interface CompiledClient {
 }
 
 /** A problem found while compiling (a file that doesn't read), at its path inside the section. */
-export interface ConfigProblem { readonly path: PathKey[], readonly message: string, readonly code: string }
+export interface ConfigProblem { readonly path: PathKey[], readonly message: string, readonly code: ConfigErrorCode }
 
 export interface CompileClientsOptions {
   readonly resolvePath: (p: string) => string

@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 import { readFileSync, statSync } from 'node:fs'
 import { calculateJwkThumbprint, type JSONWebKeySet, type JWK } from 'jose'
 import { readJsonFile, writeFileAtomic } from './atomic-file.js'
+import type { ConfigErrorCode } from '../errors/codes.js'
 
 export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256'
 
@@ -27,7 +28,7 @@ export interface KeySet {
 
 /** A key file/store problem, reported at the config key (path inside the section) that names the file. */
 export class KeyConfigError extends Error {
-  constructor (readonly path: ReadonlyArray<string | number>, message: string, readonly code = 'CB_CFG_INVALID') {
+  constructor (readonly path: ReadonlyArray<string | number>, message: string, readonly code: ConfigErrorCode = 'CB_CFG_INVALID') {
     super(message)
     this.name = 'KeyConfigError'
   }

@@ -1,4 +1,5 @@
 import { relative } from 'node:path'
+import type { ConfigErrorCode } from '../errors/codes.js'
 
 export type PathKey = string | number
 
@@ -7,7 +8,7 @@ export interface Diagnostic {
   readonly file: string
   readonly line: number
   readonly col: number
-  readonly code: string
+  readonly code: ConfigErrorCode
   /** Key path: `services[0].routes[1].plugins[0].config.proof_of_possession_mtls`. */
   readonly path: string
   readonly message: string

@@ -1,6 +1,7 @@
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml'
 import type { Diagnostic, PathKey } from './diagnostic.js'
 import { formatPath } from './diagnostic.js'
+import type { ConfigErrorCode } from '../errors/codes.js'
 
 const ENV_RE = /\$\{\{\s*env\s+"([^"]*)"\s*\}\}/g
 
@@ -108,7 +109,7 @@ export class ConfigSource {
     return this.linePos(range[0])
   }
 
-  report (path: readonly PathKey[], code: string, message: string, key?: string): void {
+  report (path: readonly PathKey[], code: ConfigErrorCode, message: string, key?: string): void {
     const pos = this.position(path, key)
     const full = key === undefined ? path : [...path, key]
     this.diagnostics.push({ file: this.file, line: pos.line, col: pos.col, code, path: formatPath(full), message })

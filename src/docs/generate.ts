@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { rootSchema, gatewaySchema, serviceSchema, routeSchema, limitsSchema, listenSchema } from '../config/schema.js'
-import { ERRORS } from '../errors/codes.js'
+import { CONFIG_ERRORS, ERRORS } from '../errors/codes.js'
 import type { PluginDefinition } from '../pipeline/types.js'
 import type { GatewayExtension } from '../extensions/types.js'
 
@@ -87,6 +87,8 @@ export function generateReference (plugins: ReadonlyMap<string, PluginDefinition
   }
   parts.push('## Error codes', '', 'Stable codes: a shipped code never changes meaning. Client-facing messages of authentication errors are generic; the', 'specific reason goes to the log.', '', '| code | status | message |', '|---|--:|---|')
   for (const [code, v] of Object.entries(ERRORS)) parts.push(`| \`${code}\` | ${v.status} | ${v.message} |`)
+  parts.push('', '### Configuration codes', '', 'Each problem `certbound validate` (or a refused reload) reports carries file:line:col, the key path and one of:', '', '| code | meaning |', '|---|---|')
+  for (const [code, meaning] of Object.entries(CONFIG_ERRORS)) parts.push(`| \`${code}\` | ${meaning.replace(/\|/g, '\\|')} |`)
   parts.push('')
   return parts.join('\n')
 }

@@ -8,6 +8,8 @@ export const ERRORS = {
   CB_ERR_NO_ROUTE: { status: 404, message: 'no Route matched with those values' },
   CB_ERR_BAD_REQUEST: { status: 400, message: 'Bad request' },
   CB_ERR_BAD_PATH: { status: 400, message: 'Bad request: invalid path' },
+  CB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  CB_ERR_REQUEST_TIMEOUT: { status: 408, message: 'Request timeout' },
   CB_ERR_HEADER_TOO_LARGE: { status: 431, message: 'Request header fields too large' },
   CB_ERR_BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
   CB_ERR_TERMINATED: { status: 503, message: 'Service unavailable' },
@@ -29,3 +31,28 @@ export const ERRORS = {
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS
+
+/**
+ * Configuration problems (`certbound validate`, a refused reload, POST /config): each diagnostic names the file,
+ * line, column and key path with one of these codes. The text is what the code means, for the generated docs.
+ */
+export const CONFIG_ERRORS = {
+  CB_CFG_YAML: 'the file is not valid YAML (or expands more than 100 aliases)',
+  CB_CFG_FILE: 'a file the config names cannot be read or created (paths are relative to the config file)',
+  CB_CFG_PEM: 'a certificate or key file does not hold what the key needs (no PEM block, a key that does not match its certificate, not a CA)',
+  CB_CFG_ENV: 'an ${{ env "NAME" }} variable is not set',
+  CB_CFG_TYPE: 'a value has the wrong type',
+  CB_CFG_REQUIRED: 'a required key is missing',
+  CB_CFG_INVALID: 'a value is not allowed (an address, a regex, a CIDR, an enum value, a combination of keys)',
+  CB_CFG_RANGE: 'a number or length is outside its bounds',
+  CB_CFG_UNKNOWN_FIELD: 'a key the schema does not know (with a "did you mean" hint)',
+  CB_CFG_UNKNOWN_PLUGIN: 'a plugin name that is not installed',
+  CB_CFG_DUPLICATE: 'a name or address used twice (a service, a route, a plugin in one scope, a listener), or a route named like an internal route',
+  CB_CFG_REFERENCE: 'a route or service referenced by name does not exist',
+  CB_CFG_CONFLICT: 'a route path that an internal route (the authorization server\'s endpoints) already serves',
+  CB_CFG_CHAIN: 'a plugin reads the verified credential but no token plugin runs before it on the route',
+  CB_CFG_PLUGIN: 'a plugin could not be created from its (valid) config',
+  CB_CFG_SECTION: 'a top-level section (authorization_server) could not be created from its (valid) config',
+} as const satisfies Record<string, string>
+
+export type ConfigErrorCode = keyof typeof CONFIG_ERRORS

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { ConfigErrorCode } from '../errors/codes.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -80,7 +81,7 @@ export interface PluginDeps {
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */
 export class PluginConfigError extends Error {
-  constructor (readonly path: ReadonlyArray<string | number>, message: string, readonly code = 'CB_CFG_PLUGIN') {
+  constructor (readonly path: ReadonlyArray<string | number>, message: string, readonly code: ConfigErrorCode = 'CB_CFG_PLUGIN') {
     super(message)
     this.name = 'PluginConfigError'
   }

@@ -8,6 +8,8 @@ import type { ResolvedListener } from '../config/validate.js'
 import type { LimitsConfig } from '../config/schema.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { ListenerInfo } from './handler.js'
+import { GatewayError } from '../errors/gateway-error.js'
+import { rawErrorResponse } from '../errors/respond.js'
 
 export interface BoundListener {
   readonly info: ListenerInfo
@@ -73,8 +75,7 @@ export function createListener (l: ResolvedListener, index: number, limits: Limi
   server.on('upgrade', handlers.upgrade)
   // a gateway is not a forward proxy: CONNECT gets an answer instead of Node's silent drop
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    const body = '{"message":"CONNECT is not supported"}'
-    if (socket.writable) socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+    if (socket.writable) socket.end(rawErrorResponse(CONNECT_REFUSED))
     else socket.destroy()
   })
   if (l.tls !== undefined) {
@@ -92,11 +93,17 @@ export function createListener (l: ResolvedListener, index: number, limits: Limi
     if (!socket.writable || inProgress) { socket.destroy(); return }
     // close once the answer is flushed: a slowloris client that never closes its side must not keep the socket
     socket.once('finish', () => socket.destroy())
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400)
-    const body = JSON.stringify({ message: status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request' })
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+    socket.end(rawErrorResponse(PARSER_ERRORS[err.code ?? ''] ?? PARSER_ERRORS.default))
   })
   return { info, server, host: l.host, port: l.port, sockets, mode: effectiveMode(l, requestClientCertificate) }
+}
+
+/** The listener's own answers (requests node's parser refused, CONNECT), from the one catalogue. */
+const CONNECT_REFUSED = new GatewayError('CB_ERR_METHOD_NOT_ALLOWED', { message: 'CONNECT is not supported' })
+const PARSER_ERRORS: Record<string, GatewayError> = {
+  HPE_HEADER_OVERFLOW: new GatewayError('CB_ERR_HEADER_TOO_LARGE'),
+  ERR_HTTP_REQUEST_TIMEOUT: new GatewayError('CB_ERR_REQUEST_TIMEOUT'),
+  default: new GatewayError('CB_ERR_BAD_REQUEST'),
 }
 
 function tlsFailureReason (err: Error & { code?: string }): string {
