@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // the test PKI, generated once per run (test/helpers/pki.ts)
+    globalSetup: ['test/helpers/pki-global-setup.ts'],
     reporters: ['default'],
   },
 })

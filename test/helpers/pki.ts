@@ -1,9 +1,12 @@
 /**
- * A throwaway PKI for tests, generated fresh per call into its own temp dir (STYLE.md: real TLS, made at test
- * time). Every entity has `certFile` and `keyFile` in `dir`; call `cleanup()` in afterAll.
+ * A throwaway PKI for tests (STYLE.md: real TLS, made at test time). It is generated once per test run by the
+ * global setup (test/helpers/pki-global-setup.ts: EC P-256 keys, one RSA-2048 client for the tests about RSA) and
+ * each call writes it into a temp dir of its own, so a test may add or change files there; `fresh: true` (or no
+ * global setup: bench, scripts) generates a new one. Every entity has `certFile` and `keyFile` in `dir`; call
+ * `cleanup()` in afterAll.
  */
 import { X509Certificate, createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createCa, createCrl, issueCert, selfSignedClient, type IssuedCert } from '../../src/pki/dev-pki.js'
@@ -63,18 +66,48 @@ export interface TestPki {
 
 const DAY_MS = 86_400_000
 
-/** Generate a fresh test PKI. Independent certificates are generated concurrently to keep this fast. */
-export async function createTestPki (): Promise<TestPki> {
+/** Where the global setup leaves the run's PKI (a JSON file of PEMs). */
+export const SHARED_PKI_ENV = 'CERTBOUND_TEST_PKI'
+
+/** The test PKI in a temp dir of its own: the run's shared one, or (`fresh`, or outside vitest) a new one. */
+export async function createTestPki (opts: { fresh?: boolean } = {}): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), 'certbound-pki-'))
   try {
-    return await populate(dir)
+    const shared = process.env[SHARED_PKI_ENV]
+    const material = opts.fresh !== true && shared !== undefined && existsSync(shared)
+      ? fromJson(readFileSync(shared, 'utf8'))
+      : await generatePki()
+    return write(dir, material)
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     throw err
   }
 }
 
-async function populate (dir: string): Promise<TestPki> {
+const ENTITIES = ['ca', 'server', 'client1', 'client2', 'otherCa', 'otherClient', 'expiredClient', 'notYetValidClient', 'intermediateCa', 'chainClient', 'revokedClient', 'selfSigned', 'callistaClient', 'rsaClient'] as const
+type Entity = typeof ENTITIES[number]
+
+/** The PKI's certificates, keys and CRLs, before they are written anywhere. */
+export interface PkiMaterial { certs: Record<Entity, IssuedCert>, crl: string, emptyCrl: string }
+
+export function toJson (m: PkiMaterial): string {
+  const certs: Record<string, { certPem: string, keyPem: string }> = {}
+  for (const e of ENTITIES) certs[e] = { certPem: m.certs[e].certPem, keyPem: m.certs[e].keyPem }
+  return JSON.stringify({ certs, crl: m.crl, emptyCrl: m.emptyCrl })
+}
+
+function fromJson (text: string): PkiMaterial {
+  const j = JSON.parse(text) as { certs: Record<Entity, { certPem: string, keyPem: string }>, crl: string, emptyCrl: string }
+  const certs = {} as Record<Entity, IssuedCert>
+  for (const e of ENTITIES) {
+    const x509 = new X509Certificate(j.certs[e].certPem)
+    certs[e] = { certPem: j.certs[e].certPem, keyPem: j.certs[e].keyPem, x509, serialHex: x509.serialNumber }
+  }
+  return { certs, crl: j.crl, emptyCrl: j.emptyCrl }
+}
+
+/** Generate the PKI. Independent certificates are generated concurrently to keep this fast. */
+export async function generatePki (): Promise<PkiMaterial> {
   const now = Date.now()
   const [ca, otherCa] = await Promise.all([
     createCa({ subject: 'CN=certbound Test Root CA, O=certbound test' }),
@@ -98,7 +131,16 @@ async function populate (dir: string): Promise<TestPki> {
     createCrl(ca, [revokedClient]),
     createCrl(ca, []),
   ])
+  return {
+    certs: { ca, server, client1, client2, otherCa, otherClient, expiredClient, notYetValidClient, intermediateCa, chainClient, revokedClient, selfSigned, callistaClient, rsaClient },
+    crl,
+    emptyCrl,
+  }
+}
 
+function write (dir: string, m: PkiMaterial): TestPki {
+  const { ca, server, client1, client2, otherCa, otherClient, expiredClient, notYetValidClient, intermediateCa, chainClient, revokedClient, selfSigned, callistaClient, rsaClient } = m.certs
+  const { crl, emptyCrl } = m
   const file = function file (name: string): string { return join(dir, name) }
   const save = function save (name: string, cert: IssuedCert): TestCert {
     const certFile = writeTestFile(file(`${name}.crt`), cert.certPem)

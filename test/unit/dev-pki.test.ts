@@ -98,7 +98,7 @@ describe('writeDevPki', () => {
 
 describe('createTestPki, checked by OpenSSL', () => {
   let pki: TestPki
-  beforeAll(async () => { pki = await createTestPki() })
+  beforeAll(async () => { pki = await createTestPki({ fresh: true }) })
   afterAll(() => { pki.cleanup() })
 
   it('writes every entity into a fresh certbound-pki- temp dir', () => {
