@@ -297,8 +297,10 @@ describe('RFC 7009 revocation at the IdP', () => {
 
   it('ttl: 2 — the cached active result serves until it expires (README: "Revocation takes effect when the cached result expires"), then the revocation is seen', async () => {
     const token = await client1Token()
-    const cachedAt = Date.now()
     expect((await api('/short-cache/', { token, client: pki.client1 })).status).toBe(200)
+    // taken once the answer is here: the result was cached before it was sent, so it expires by cachedAt + 2 s
+    // (taken before the request, a slow introspection on a loaded machine would end the wait too early)
+    const cachedAt = Date.now()
     await idp.revoke(token, INTROSPECTION_CLIENT)
     expect((await api('/short-cache/', { token, client: pki.client1 })).status).toBe(200)
     await new Promise(r => setTimeout(r, Math.max(0, cachedAt + 2100 - Date.now())))
