@@ -66,8 +66,9 @@ export function sendJson (res: ServerResponse, status: number, value: unknown, h
  * A GatewayError as raw HTTP/1.1 bytes, for sockets that have no ServerResponse (the listener's own answers to
  * requests node's parser refused, CONNECT, refused upgrades). Always closes the connection.
  */
-export function rawErrorResponse (err: GatewayError): string {
+export function rawErrorResponse (err: GatewayError, requestId?: string): string {
   const r = errorResponse(err)
+  if (requestId !== undefined) r.headers['x-request-id'] = requestId
   const body = typeof r.body === 'string' ? r.body : (r.body ?? '').toString('latin1')
   let head = `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? 'Error'}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
   for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && k !== 'connection' && k !== 'content-length') head += `${k}: ${String(v)}\r\n`

@@ -272,7 +272,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
       if (ex.kind === 'http') sendError(ex.res, failure, id)
-      else if (ex.socket.writable) ex.socket.end(rawErrorResponse(failure))
+      else if (ex.socket.writable) ex.socket.end(rawErrorResponse(failure, id))
     } finally {
       rt.inflight.leave()
       metrics.inFlightNow--
