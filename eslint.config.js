@@ -20,6 +20,18 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'undici', message: 'only src/proxy and src/http-client import undici' }, { name: 'http-proxy', message: 'only src/proxy may import http-proxy' }] }] },
   },
   {
+    // a plugin sees the core through src/plugin-api.ts only (Kong's PDK). The three plugins being rewritten on other
+    // branches (openid-connect, token-introspection, mtls-auth) join once those land: then drop this ignores line.
+    files: ['plugins/**/*.ts'],
+    ignores: ['plugins/openid-connect/**', 'plugins/token-introspection/**', 'plugins/mtls-auth/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'undici', message: 'only src/proxy and src/http-client import undici' }, { name: 'http-proxy', message: 'only src/proxy may import http-proxy' }],
+        patterns: [{ group: ['**/src/**', '!**/src/plugin-api.js'], message: 'plugins import the core through src/plugin-api.js only' }],
+      }],
+    },
+  },
+  {
     files: ['src/cli.ts', 'bench/**', 'test/**', 'scripts/**', 'bin/**'],
     rules: { 'no-console': 'off' },
   },

@@ -1,6 +1,4 @@
-import { definePlugin } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { GatewayError } from '../../src/errors/index.js'
+import { definePlugin, GatewayError, type RequestContext } from '../../src/plugin-api.js'
 import { schema } from './schema.js'
 
 const REDACTED_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization'])

@@ -1,7 +1,4 @@
-import { definePlugin, PluginConfigError, type PluginInstance } from '../../src/pipeline/types.js'
-import { StateKey, type RequestContext } from '../../src/pipeline/context.js'
-import { sanitize } from '../../src/auth/credential.js'
-import { HOP_BY_HOP, StripSet } from '../../src/proxy/headers.js'
+import { definePlugin, HOP_BY_HOP, PluginConfigError, sanitize, StateKey, StripSet, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
 import { requestTransformerSchema, type RequestTransformerConfig } from './schema.js'
 import { compileTemplate, renderTemplate, TemplateError, type CompiledTemplate, type TemplateEnv } from './template.js'
 

@@ -1,7 +1,4 @@
-import type { RequestContext } from '../../src/pipeline/context.js'
-import type { PeerCertificate } from '../../src/server/peer.js'
-import { claimHeaderValue, sanitize } from '../../src/auth/credential.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
+import { claimHeaderValue, sanitize, VERIFIED_CLIENT_CERTIFICATE, type PeerCertificate, type RequestContext } from '../../src/plugin-api.js'
 
 /**
  * Kong's `$(...)` templates, restricted to plain lookups (no Lua): `$(root.name)` or `$(root["name"])`.

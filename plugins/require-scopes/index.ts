@@ -1,6 +1,4 @@
-import { definePlugin, type PluginInstance } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { insufficientScope, tokenMissing } from '../../src/errors/index.js'
+import { definePlugin, insufficientScope, tokenMissing, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
 import { requireScopesSchema, type RequireScopesConfig } from './schema.js'
 
 /**

@@ -1,4 +1,4 @@
-import { definePlugin, type PluginInstance } from '../../src/pipeline/types.js'
+import { definePlugin, type PluginInstance } from '../../src/plugin-api.js'
 import { schema } from './schema.js'
 
 /**

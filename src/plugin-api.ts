@@ -1,0 +1,42 @@
+/**
+ * Everything a plugin may import from the core (Kong's PDK: plugins touch the gateway through it, never its
+ * internals). eslint forbids plugins/ from importing any other module under src/ (eslint.config.js), so what is
+ * exported here is the contract; a change here is a change for every plugin. Grouped as a plugin sees a request:
+ * definition and lifecycle, the request context, answers (errors), credentials, certificates, headers, services.
+ */
+
+// definition, lifecycle, dependencies (create once at load; access/response/log per request)
+export { definePlugin, PluginConfigError } from './pipeline/types.js'
+export type { PluginDefinition, PluginInstance, PluginDeps, LocalServices, UpstreamHead } from './pipeline/types.js'
+export type { HttpClient, HttpRequestOptions, HttpTlsOptions } from './http-client/types.js'
+export type { Clock, StateStore } from './store/types.js'
+
+// the request
+export { RequestContext, StateKey, MULTIPLE } from './pipeline/context.js'
+export type { Credential, Consumer } from './pipeline/context.js'
+export type { PeerCertificate, TlsIdentity } from './server/peer.js'
+
+// answers: stable codes, RFC 6750 challenges
+export { GatewayError, bearerChallenge, tokenMissing, invalidToken, invalidRequest, insufficientScope } from './errors/index.js'
+export type { ErrorCode, ConfigErrorCode, GatewayErrorOptions } from './errors/index.js'
+
+// bearer tokens and verified credentials (RFC 6750, RFC 8705 §3)
+export { bearerToken } from './auth/bearer.js'
+export { cnfThumbprint, safeEqual } from './auth/binding.js'
+export { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, sanitize } from './auth/credential.js'
+
+// client certificates: chains, CRLs, certificate headers from a trusted TLS terminator
+export {
+  certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain, VERIFIED_CLIENT_CERTIFICATE,
+} from './auth/verify-chain.js'
+export type { ChainFailureReason, ChainResult, TrustStore, VerifiedClientCertificate } from './auth/verify-chain.js'
+export { CrlLoadError, CrlStore } from './auth/crl.js'
+export { CERTIFICATE_HEADER_FORMATS, createCertSource, nginxEscapeUriComponent } from './auth/cert-source.js'
+export type { CertSource } from './auth/cert-source.js'
+
+// upstream headers: hop-by-hop names and the gateway-wide strip set
+export { HOP_BY_HOP, StripSet } from './proxy/headers.js'
+
+// in-process services (the built-in authorization server as an issuer / introspection endpoint)
+export { localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
+export type { LocalIssuer } from './pipeline/local-issuer.js'
