@@ -58,6 +58,22 @@ describe('authorization server endpoints as internal routes', () => {
   })
 })
 
+describe('upgrades', () => {
+  it('a WebSocket upgrade to an endpoint is refused (400), logged under the route', async () => {
+    const { request } = await import('node:https')
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: as.port, path: '/oauth2/jwks', servername: 'localhost', rejectUnauthorized: false, headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' } })
+      req.on('upgrade', (r, socket) => { socket.destroy(); resolve(r) })
+      req.on('response', (r) => { r.resume(); resolve(r) })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(res.statusCode).toBe(400)
+    const id = res.headers['x-request-id']
+    expect(as.logs.find(l => l.msg === 'request' && l.req_id === id)).toMatchObject({ route: 'authorization_server.jwks', status: 400, err: 'CB_ERR_BAD_REQUEST' })
+  })
+})
+
 describe('global plugins apply to internal routes too', () => {
   it('a global mtls-auth guards the token endpoint', async () => {
     const g = await startAuthorizationServer(pki, origin => ({ issuer: origin, ca_certificates: pki.ca.certFile, clients }), {

@@ -130,6 +130,22 @@ describe('WebSocket to an https upstream', () => {
   })
 })
 
+describe('RFC 6455 §4.1: a handshake is a GET without a body', () => {
+  it('an upgrade that announces a body is refused (400) with the request id', async () => {
+    const { connect } = await import('node:net')
+    const port = Number(new URL(gw.url()).port)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.end('GET /chat/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\nhello'))
+      let got = ''
+      s.on('data', (c: Buffer) => { got += c.toString() })
+      s.on('close', () => resolve(got))
+      s.on('error', reject)
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    expect(answer).toMatch(/x-request-id: /)
+  })
+})
+
 describe('drain: reload and shutdown wait for tunnels up to drain_timeout', () => {
   it('a reload leaves an open tunnel working until drain_timeout, then closes it', async () => {
     const { socket } = await open('/chat/a')
