@@ -5,6 +5,7 @@ import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -17,6 +18,8 @@ export interface ExtensionDeps {
   readonly store: StateStore
   /** The clock, as PluginDeps.now. */
   readonly now: Clock
+  /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
+  readonly stash?: Map<string, unknown>
 }
 
 /** What an extension serves: requests handled before routing, and services for plugins (deps.local). */
@@ -30,6 +33,8 @@ export interface ExtensionInstance {
   readonly services?: ReadonlyMap<string, unknown>
   /** Paths this extension serves, so routes can't shadow them silently (logged at load). */
   readonly paths?: readonly string[]
+  /** The OAuth clients an authorization server knows, with their token counts (admin dashboard). */
+  dashboardClients?(): readonly ClientActivityRow[]
   close?(): Promise<void>
 }
 
