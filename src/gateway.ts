@@ -12,6 +12,11 @@ import { compileRuntime, type Runtime } from './runtime/compile.js'
 import { createLogger } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { memoryStoreStatus, type StoreStatusProvider } from './observability/dashboard/store-status.js'
+import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
+import type { StatsSnapshot } from './observability/dashboard/stats.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import { createRequestHandler } from './server/handler.js'
 import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
@@ -52,6 +57,10 @@ export interface ListenerAddress { readonly url: string, readonly host: string, 
 export class Gateway {
   readonly logger: Logger
   readonly metrics: GatewayMetrics
+  /** Reloads as the admin dashboard lists them. */
+  readonly reloads = new ReloadHistory()
+  /** The store's health for the dashboard; the shared-state store replaces it when it is configured. */
+  storeStatus: StoreStatusProvider = memoryStoreStatus
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -146,6 +155,7 @@ export class Gateway {
         status: () => this.status(),
         reload: (yaml) => this.reload(yaml),
         allow: () => this.runtime.adminAllow,
+        dashboard: { summary: () => this.dashboardSummary(), settings: () => this.runtime.config.settings.admin_dashboard },
       })
       await new Promise<void>((res, rej) => {
         this.admin!.once('error', rej)
@@ -183,6 +193,27 @@ export class Gateway {
     }
   }
 
+  /** This process's dashboard data: what a cluster worker sends the primary. */
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined } {
+    let clients: ClientActivityRow[] | undefined
+    for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
+    return { stats: this.metrics.dashboard.snapshot(), clients }
+  }
+
+  /** GET /api/summary (admin listener). */
+  async dashboardSummary (): Promise<DashboardSummary> {
+    const d = this.dashboardData()
+    return buildSummary({
+      now: Date.now(),
+      config: this.runtime.config,
+      status: this.status(),
+      stats: d.stats,
+      clients: d.clients,
+      reloads: this.reloads.summary(),
+      store: await this.storeStatus(),
+    })
+  }
+
   /**
    * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
    * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
@@ -194,6 +225,7 @@ export class Gateway {
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
+      this.reloads.record(r)
       this.opts.onReload?.(r)
       return r
     } finally { this.reloading = undefined }
