@@ -15,7 +15,10 @@ const NB = LATENCY_BOUNDS_MS.length + 1
 const CLASSES = 5
 /** Slots summed for "the last minute" (req/s, p50/p99). */
 export const RECENT_SLOTS = 60_000 / SLOT_MS
-/** Bounds on what is remembered, whatever the traffic: routes come from the config, the rest from clients. */
+/**
+ * Bounds on what is remembered, whatever the traffic: routes come from the config (past MAX_ROUTES, one more series
+ * counts the rest together), the rest from clients.
+ */
 export const MAX_ROUTES = 512
 export const MAX_CERTS = 256
 export const MAX_REASONS = 64
