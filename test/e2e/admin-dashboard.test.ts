@@ -8,6 +8,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { writeFileSync } from 'node:fs'
+import { connect } from 'node:tls'
 import { Agent, request } from 'undici'
 import type { Browser, Page } from 'playwright-core'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
@@ -40,6 +41,12 @@ gateway:
         key: ${pki.server.keyFile}
         client_ca: ${pki.ca.certFile}
         client_certificate: request
+    - address: 127.0.0.1:0
+      tls:
+        cert: ${pki.server.certFile}
+        key: ${pki.server.keyFile}
+        client_ca: ${pki.ca.certFile}
+        client_certificate: require
 authorization_server:
   issuer: https://localhost:8443
   ca_certificates: ${pki.ca.certFile}
@@ -175,6 +182,17 @@ describe('GET / on admin_listen, in chromium', () => {
     expect(await mismatch.textContent()).toContain('CB_ERR_TOKEN_BINDING_MISMATCH')
     expect(await cellNumber(REFUSALS, 'binding mismatch (token bound to another certificate)', 3)).toBe(1)
     await expect.poll(() => row(REFUSALS, 'no client certificate').textContent(), { timeout: 10_000 }).toContain('CB_ERR_CERT_MISSING')
+  })
+
+  it('a TLS handshake refused for want of a certificate (client_certificate: require) shows too', async () => {
+    await new Promise<void>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: gw.port(1), servername: 'localhost', ca: pki.ca.certPem })
+      s.on('secureConnect', () => { s.write('GET / HTTP/1.1\r\nhost: localhost\r\n\r\n') })
+      s.on('error', () => resolve())
+      s.on('close', () => resolve())
+      s.resume()
+    })
+    await expect.poll(() => row(REFUSALS, 'TLS handshake refused: no certificate').textContent(), { timeout: 10_000 }).toContain('CB_TLS_NO_CERTIFICATE')
   })
 
   it('a client certificate expiring in 10 days is listed first and flagged; a healthy one is not', async () => {
