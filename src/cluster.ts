@@ -214,7 +214,8 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
           return buildSummary({
             now: Date.now(),
             config: current,
-            status: statusOf(),
+            // workers that answered in time: fewer than `workers` means these counts are partial
+            status: { ...statusOf(), reporting_workers: data.length },
             stats: mergeSnapshots(data.length > 0 ? data.map(d => d.stats) : [metrics.dashboard.snapshot()]),
             clients: mergeClientRows(data.map(d => d.clients)),
             reloads: reloads.summary(),

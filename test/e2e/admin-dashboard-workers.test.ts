@@ -11,7 +11,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { ensureDist, freePort, startCertbound, waitFor, type CertboundProcess } from '../helpers/process.js'
 
 interface Summary {
-  gateway: { workers?: number }
+  gateway: { workers?: number, reporting_workers?: number }
   routes: Array<{ name: string, requests_total: number, status_total: Record<string, number>, series: number[] }>
   refusals: Array<{ code: string, total: number }>
   reloads: { applied: number, refused: number }
@@ -74,7 +74,7 @@ services:
     const r = await request(`${admin}/api/summary`, { headersTimeout: 5000, bodyTimeout: 5000 })
     expect(r.statusCode).toBe(200)
     const s = await r.body.json() as Summary
-    expect(s.gateway.workers).toBe(2)
+    expect(s.gateway).toMatchObject({ workers: 2, reporting_workers: 2 })
     const a = s.routes.find(x => x.name === 'a')!
     expect(a.requests_total).toBe(N * 3 / 4)
     expect(a.status_total['2xx']).toBe(N * 3 / 4)

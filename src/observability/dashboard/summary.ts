@@ -21,6 +21,8 @@ export interface DashboardSummary {
   readonly gateway: {
     readonly version: string, readonly config_hash: string, readonly started_at: string, readonly uptime_s: number
     readonly ready: boolean, readonly reasons?: readonly string[], readonly workers?: number
+    /** gateway.workers: how many workers' counters this answer adds up (those that answered within 1 s). */
+    readonly reporting_workers?: number
   }
   readonly routes: readonly RouteSummary[]
   readonly refusals: ReadonlyArray<{ readonly code: string, readonly reason: string, readonly status?: number, readonly total: number, readonly recent: number, readonly series: readonly number[] }>
