@@ -195,6 +195,17 @@ describe('GET / on admin_listen, in chromium', () => {
     await expect.poll(() => row(REFUSALS, 'TLS handshake refused: no certificate').textContent(), { timeout: 10_000 }).toContain('CB_TLS_NO_CERTIFICATE')
   })
 
+  it('a certificate subject is shown as text, never run as markup', async () => {
+    const evil = await issueCert(pki.ca, { kind: 'client', subject: 'CN=<img src=x onerror=alert(1)>, O=Example Org' })
+    let dialogs = 0
+    page.on('dialog', (d) => { dialogs++; void d.dismiss() })
+    expect(await call('/public', agentFor({ cert: evil.certPem, key: evil.keyPem }))).toBe(200)
+    const subjects = page.getByRole('table', { name: CERTS }).getByRole('rowheader')
+    await expect.poll(async () => (await subjects.allTextContents()).some(t => t.includes('<img src')), { timeout: 10_000 }).toBe(true)
+    expect(await page.locator('#certs img').count()).toBe(0)
+    expect(dialogs).toBe(0)
+  })
+
   it('a client certificate expiring in 10 days is listed first and flagged; a healthy one is not', async () => {
     expect(await call('/public', agentFor({ cert: soonCert, key: soonKey }))).toBe(200)
     const soon = row(CERTS, 'CN=soon-expiring,O=Example Org')
@@ -239,6 +250,9 @@ describe('GET / on admin_listen, in chromium', () => {
     expect(requested.length).toBeGreaterThan(1)
     for (const u of requested) expect(u.startsWith(admin + '/')).toBe(true)
     expect(pageErrors).toEqual([])
+    // every table says what it is; every chart is an image with its numbers in words
+    expect(await page.evaluate(() => [...document.querySelectorAll('table')].filter(t => !t.hidden).every(t => (t.caption?.textContent ?? '') !== ''))).toBe(true)
+    expect(await page.evaluate(() => [...document.querySelectorAll('svg')].every(s => s.getAttribute('role') === 'img' && /^\w+ per 5 s/.test(s.getAttribute('aria-label') ?? '')))).toBe(true)
     await page.emulateMedia({ colorScheme: 'light' })
     await page.screenshot({ path: artifactPath('dashboard', 'light.png'), fullPage: true })
     await page.emulateMedia({ colorScheme: 'dark' })

@@ -188,6 +188,8 @@ const SCRIPT = `
   }
 
   function poll () {
+    // a background tab does not poll; it catches up when shown
+    if (document.hidden) { setTimeout(poll, POLL_MS); return; }
     fetch('api/summary', { cache: 'no-store', credentials: 'same-origin' }).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.json();
