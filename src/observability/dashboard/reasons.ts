@@ -3,6 +3,7 @@ import { ERRORS } from '../../errors/codes.js'
 /**
  * What an operator calls each refusal, by its stable error code (src/errors/codes.ts). The codes are what the
  * access log records; a code added later without a label here shows under its own name, never disappears.
+ * Labels for codes other branches are adding (rate limiting, DPoP, the store, Kong consumers) are here already.
  * Client-facing messages stay generic (RFC 6750 §3.1); this page is for the operator, behind admin_allow.
  */
 const LABELS: Readonly<Record<string, string>> = {
@@ -15,6 +16,16 @@ const LABELS: Readonly<Record<string, string>> = {
   CB_ERR_CERT_MISSING: 'no client certificate',
   CB_ERR_CERT_INVALID: 'client certificate refused',
   CB_ERR_RATE_LIMITED: 'rate limited',
+  CB_ERR_RATE_LIMIT_STORE: 'rate limit store failed',
+  CB_ERR_TOKEN_REVOKED: 'revoked token',
+  CB_ERR_DPOP_PROOF_INVALID: 'invalid DPoP proof',
+  CB_ERR_DPOP_PROOF_MULTIPLE: 'more than one DPoP proof',
+  CB_ERR_DPOP_REPLAY: 'DPoP proof replayed',
+  CB_ERR_DPOP_NONCE_REQUIRED: 'DPoP nonce required',
+  CB_ERR_ACL_FORBIDDEN: 'forbidden by ACL',
+  CB_ERR_NOT_AUTHENTICATED: 'not authenticated',
+  CB_ERR_CONSUMER_NOT_FOUND: 'no consumer for the credential',
+  CB_ERR_STORE_UNAVAILABLE: 'store unavailable',
   CB_ERR_NO_ROUTE: 'no route matched',
   CB_ERR_BAD_REQUEST: 'malformed request',
   CB_ERR_BAD_PATH: 'invalid path',
