@@ -69,6 +69,11 @@ describe('gateway.admin_dashboard.basic_auth (RFC 7617, scrypt hash)', () => {
     expect((await get(admin + '/api/summary', basic('ops', 'correct horse battery staple'))).status).toBe(200)
     expect(performance.now() - t0).toBeLessThan(2_000)
 
+    // a flood of wrong passwords: a few scrypt checks at a time (32 MiB each), the rest answered 503 at once
+    const flood = await Promise.all(Array.from({ length: 24 }, async (_, i) => (await get(admin + '/api/summary', basic('ops', `guess-${i}`))).status))
+    expect(new Set(flood)).toEqual(new Set([401, 503]))
+    expect((await get(admin + '/api/summary', basic('ops', 'correct horse battery staple'))).status).toBe(200)
+
     const browser = await launchBrowser()
     try {
       const ctx = await browser.newContext({ httpCredentials: { username: 'ops', password: 'correct horse battery staple' } })

@@ -4,6 +4,11 @@ import { parseSecretHash, verifySecret, type SecretHash } from '../../authorizat
 /** A verified Authorization header is remembered this long: the page polls every few seconds, scrypt costs tens of ms. */
 const REMEMBER_MS = 60_000
 const MAX_REMEMBERED = 32
+/**
+ * scrypt verifications running at once (each holds 32 MiB and a libuv thread for tens of ms): past this, a request
+ * is answered "busy" at once, so a flood of wrong passwords cannot exhaust memory or starve the gateway's threadpool.
+ */
+const MAX_CONCURRENT = 2
 
 export interface BasicAuthConfig { readonly username: string, readonly password_hash: string }
 
@@ -22,7 +27,10 @@ export class BasicAuthVerifier {
     this.user = Buffer.from(config.username, 'utf8')
   }
 
-  async verify (authorization: string | undefined): Promise<boolean> {
+  private running = 0
+
+  /** 'busy': too many verifications are running; try again shortly (the caller answers 503). */
+  async verify (authorization: string | undefined): Promise<boolean | 'busy'> {
     if (this.hash === undefined || authorization === undefined) return false
     const m = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})[ ]*$/i.exec(authorization)
     if (m === null) return false
@@ -36,7 +44,10 @@ export class BasicAuthVerifier {
     const user = Buffer.from(decoded.slice(0, colon), 'utf8')
     // compare the user name in constant time too; the password check runs either way, so timing tells nothing
     const userOk = user.length === this.user.length && timingSafeEqual(user, this.user)
-    const passOk = await verifySecret(decoded.slice(colon + 1), this.hash)
+    if (this.running >= MAX_CONCURRENT) return 'busy'
+    this.running++
+    let passOk: boolean
+    try { passOk = await verifySecret(decoded.slice(colon + 1), this.hash) } finally { this.running-- }
     if (!userOk || !passOk) return false
     if (this.remembered.size >= MAX_REMEMBERED) {
       for (const [k, u] of this.remembered) if (u <= t) this.remembered.delete(k)

@@ -36,7 +36,9 @@ export async function serveDashboard (
   if (ba !== undefined) {
     let v = verifiers.get(ba)
     if (v === undefined) { v = new BasicAuthVerifier(ba); verifiers.set(ba, v) }
-    if (!await v.verify(req.headers.authorization)) {
+    const ok = await v.verify(req.headers.authorization)
+    if (ok === 'busy') return sendJson(res, 503, { message: 'too many password checks at once; retry shortly' }, { 'retry-after': '1' })
+    if (!ok) {
       return sendJson(res, 401, { message: 'authentication required' }, { 'www-authenticate': 'Basic realm="certbound admin", charset="UTF-8"' })
     }
   }
