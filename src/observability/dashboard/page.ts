@@ -109,7 +109,8 @@ const SCRIPT = `
       var tr = el('tr');
       var th = el('th', r.name); th.scope = 'row'; tr.appendChild(th);
       var m = cell(tr, '');
-      var where = (r.hosts.length ? r.hosts.join(', ') : 'any host') + ' ' + (r.paths.length ? r.paths.join(', ') : '/');
+      // a route without a service is one no longer in the config, or "(none)": requests that matched no route
+      var where = !r.service ? '–' : (r.hosts.length ? r.hosts.join(', ') : 'any host') + ' ' + (r.paths.length ? r.paths.join(', ') : '/');
       m.appendChild(el('code', where));
       if (r.methods.length) m.appendChild(el('div', r.methods.join(' '), 'muted'));
       var sv = cell(tr, r.service ? r.service.name : '–');
