@@ -11,13 +11,13 @@ import { GatewayMetrics } from './observability/metrics.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
-import { memoryStoreStatus } from './observability/dashboard/store-status.js'
 import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
-import { buildSummary, mergeClientRows } from './observability/dashboard/summary.js'
+import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
 import type { ClientActivityRow } from './authorization-server/client-activity.js'
+import type { StoreStatus } from './store/types.js'
 
 type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' } | { type: 'dashboard', id: number }
-type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined }
+type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
@@ -219,7 +219,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
             stats: mergeSnapshots(data.length > 0 ? data.map(d => d.stats) : [metrics.dashboard.snapshot()]),
             clients: mergeClientRows(data.map(d => d.clients)),
             reloads: reloads.summary(),
-            store: await memoryStoreStatus(),
+            store: mergeStoreStatus(data.map(d => d.store)),
           })
         },
       },

@@ -13,7 +13,6 @@ import { createLogger } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
-import { memoryStoreStatus, type StoreStatusProvider } from './observability/dashboard/store-status.js'
 import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
 import type { StatsSnapshot } from './observability/dashboard/stats.js'
 import type { ClientActivityRow } from './authorization-server/client-activity.js'
@@ -23,7 +22,7 @@ import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
-import { systemClock, type Clock, type StateStore } from './store/types.js'
+import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
 
 export const VERSION = '0.1.0'
 
@@ -59,8 +58,6 @@ export class Gateway {
   readonly metrics: GatewayMetrics
   /** Reloads as the admin dashboard lists them. */
   readonly reloads = new ReloadHistory()
-  /** The store's health for the dashboard; the shared-state store replaces it when it is configured. */
-  storeStatus: StoreStatusProvider = memoryStoreStatus
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -194,10 +191,10 @@ export class Gateway {
   }
 
   /** This process's dashboard data: what a cluster worker sends the primary. */
-  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined } {
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus } {
     let clients: ClientActivityRow[] | undefined
     for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
-    return { stats: this.metrics.dashboard.snapshot(), clients }
+    return { stats: this.metrics.dashboard.snapshot(), clients, store: this.store.status() }
   }
 
   /** GET /api/summary (admin listener). */
@@ -210,7 +207,7 @@ export class Gateway {
       stats: d.stats,
       clients: d.clients,
       reloads: this.reloads.summary(),
-      store: await this.storeStatus(),
+      store: d.store,
     })
   }
 

@@ -15,6 +15,7 @@ interface Summary {
   routes: Array<{ name: string, requests_total: number, status_total: Record<string, number>, series: number[] }>
   refusals: Array<{ code: string, total: number }>
   reloads: { applied: number, refused: number }
+  store: { backend: string, connected: boolean }
 }
 
 let up: Upstream
@@ -81,5 +82,6 @@ services:
     expect(a.series.reduce((x, y) => x + y, 0)).toBe(N * 3 / 4)
     expect(s.refusals).toEqual([expect.objectContaining({ code: 'CB_ERR_NO_ROUTE', total: N / 4 })])
     expect(s.reloads).toMatchObject({ applied: 0, refused: 1 })
+    expect(s.store).toEqual({ backend: 'memory', connected: true })
   }, 60_000)
 })

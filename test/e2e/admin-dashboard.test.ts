@@ -272,7 +272,7 @@ describe('GET /api/summary', () => {
     expect(Object.keys(s).sort()).toEqual(['authorization_server', 'certificates', 'gateway', 'generated_at', 'refusals', 'reloads', 'routes', 'store', 'window'])
     expect(s.routes.find(x => x.name === 'public')!.requests_total).toBeGreaterThanOrEqual(8)
     expect(s.certificates.find(c => c.subject === 'CN=soon-expiring,O=Example Org')!.expiring_soon).toBe(true)
-    expect(s.store).toEqual({ backend: 'memory' })
+    expect(s.store).toEqual({ backend: 'memory', connected: true })
     expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./) // no JWT
     expect(text).not.toMatch(/BEGIN|PRIVATE|\$scrypt\$/)
   })

@@ -119,7 +119,7 @@ describe('the summary', () => {
     s.record('r', 200, 1, undefined, cert(2, T0 + 10 * DAY_MS), undefined, undefined)
     s.record('r', 200, 1, undefined, cert(3, T0 - DAY_MS), undefined, undefined)
     const config = { routes: [], settings: {} } as unknown as LoadedConfig
-    const sum = buildSummary({ now: c.t, config, status: { version: 'x', config_hash: 'h', started_at: '', uptime_s: 0, ready: true }, stats: s.snapshot(), clients: undefined, reloads: new ReloadHistory().summary(), store: { backend: 'memory' } })
+    const sum = buildSummary({ now: c.t, config, status: { version: 'x', config_hash: 'h', started_at: '', uptime_s: 0, ready: true }, stats: s.snapshot(), clients: undefined, reloads: new ReloadHistory().summary(), store: { backend: 'memory', connected: true } })
     expect(sum.certificates.map(x => [x.subject, x.expiring_soon, x.expired, x.days_left])).toEqual([
       ['CN=c3', true, true, -1], ['CN=c2', true, false, 10], ['CN=c1', false, false, 400],
     ])

@@ -3,7 +3,7 @@ import type { ClientActivityRow } from '../../authorization-server/client-activi
 import { RECENT_SLOTS, SLOT_MS, SLOTS, quantileMs, type StatsSnapshot } from './stats.js'
 import { reasonLabel, reasonStatus } from './reasons.js'
 import type { ReloadHistory } from './reload-history.js'
-import type { StoreStatus } from './store-status.js'
+import type { StoreStatus } from '../../store/types.js'
 
 /** Certificates expiring within this many days are flagged (an expired client certificate is a classic outage). */
 export const EXPIRY_WARNING_DAYS = 30
@@ -29,8 +29,11 @@ export interface DashboardSummary {
   readonly certificates: readonly CertificateSummary[]
   readonly authorization_server: { readonly clients: readonly ClientActivityRow[] } | null
   readonly reloads: ReturnType<ReloadHistory['summary']>
-  readonly store: StoreStatus
+  readonly store: DashboardStoreStatus
 }
+
+/** The store's own status(), or with gateway.workers what the workers report of it. */
+export type DashboardStoreStatus = StoreStatus & { readonly detail?: string }
 
 export interface RouteSummary {
   readonly name: string
@@ -73,7 +76,7 @@ export interface SummaryInput {
   readonly stats: StatsSnapshot
   readonly clients: readonly ClientActivityRow[] | undefined
   readonly reloads: ReturnType<ReloadHistory['summary']>
-  readonly store: StoreStatus
+  readonly store: DashboardStoreStatus
 }
 
 const round = (n: number | undefined, d = 3): number | null => n === undefined ? null : Math.round(n * 10 ** d) / 10 ** d
@@ -163,4 +166,18 @@ export function mergeClientRows (lists: ReadonlyArray<readonly ClientActivityRow
     }
   }
   return [...out.values()]
+}
+
+/**
+ * gateway.workers: each worker holds its own connection to the store. Connected only if every answering worker is;
+ * the slowest round trip; `detail` when no worker answered.
+ */
+export function mergeStoreStatus (list: readonly StoreStatus[]): DashboardStoreStatus {
+  if (list.length === 0) return { backend: 'unknown', connected: false, detail: 'no worker answered' }
+  const lat = list.map(s => s.latency_ms).filter((x): x is number => x !== undefined)
+  return {
+    backend: list[0].backend,
+    connected: list.every(s => s.connected),
+    ...(lat.length > 0 ? { latency_ms: Math.max(...lat) } : {}),
+  }
 }
