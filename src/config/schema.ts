@@ -42,6 +42,15 @@ export const limitsSchema = z.strictObject({
   header_timeout: z.number().int().min(1).default(10_000)
     .describe('ms from the first byte of a request to the end of its headers (the slowloris guard): ' +
       'beyond it 408 and the connection is closed. At most request_timeout'),
+  max_header_count: z.number().int().min(16).max(10_000).default(2000)
+    .describe('Request header fields accepted (each counted, duplicates too); beyond it: 431 and the connection is closed. ' +
+      'Never silently truncated: a header past the limit is not ignored, the request is refused'),
+  handshake_timeout: z.number().int().min(1).default(10_000)
+    .describe('ms a TLS listener gives a new connection to complete its handshake; beyond it the connection is closed ' +
+      '(no answer can be written before a handshake). Half-open connections cost a descriptor each until then'),
+  max_handshakes_in_progress: z.number().int().min(1).max(1_000_000).default(1024)
+    .describe('TLS handshakes in progress at once per listener; a connection beyond it is closed at once and counted in ' +
+      'certbound_tls_handshakes_refused_total (completed connections are not counted)'),
   request_timeout: duration('ms from the first byte of a request to the end of its body (0 = no limit): ' +
     'beyond it 408 (if no response has started) and the connection is closed. Bounds slow uploads too').default(60_000),
   keepalive_timeout: duration('ms an idle keep-alive connection stays open between requests (advertised as Keep-Alive: timeout=N; ' +

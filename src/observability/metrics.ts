@@ -11,6 +11,8 @@ export class GatewayMetrics {
   private readonly upstreamErrors: Counter<'service' | 'kind'>
   private readonly handshakes: Counter<'listener'>
   private readonly certFailures: Counter<'listener' | 'reason'>
+  private readonly handshakesPending: Gauge<'listener'>
+  private readonly handshakesRefused: Counter<'listener' | 'reason'>
   readonly reloads: Counter<'result'>
   readonly inflight: Gauge
 
@@ -20,6 +22,8 @@ export class GatewayMetrics {
     this.upstreamErrors = new Counter({ name: 'certbound_upstream_errors_total', help: 'Upstream failures by service and kind', labelNames: ['service', 'kind'], registers })
     this.handshakes = new Counter({ name: 'certbound_tls_handshakes_total', help: 'Completed TLS handshakes by listener', labelNames: ['listener'], registers })
     this.certFailures = new Counter({ name: 'certbound_tls_client_cert_failures_total', help: 'Handshakes failed or client certificates refused, by reason', labelNames: ['listener', 'reason'], registers })
+    this.handshakesPending = new Gauge({ name: 'certbound_tls_handshakes_in_progress', help: 'TCP connections on a TLS listener whose handshake has not completed', labelNames: ['listener'], registers })
+    this.handshakesRefused = new Counter({ name: 'certbound_tls_handshakes_refused_total', help: 'Connections closed before their TLS handshake completed, by reason (timeout: gateway.limits.handshake_timeout; too_many_in_progress: max_handshakes_in_progress)', labelNames: ['listener', 'reason'], registers })
     this.reloads = new Counter({ name: 'certbound_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers })
     this.inflight = new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled', registers })
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
@@ -30,4 +34,6 @@ export class GatewayMetrics {
   upstreamError (service: string, kind: string): void { this.upstreamErrors.inc({ service, kind }) }
   handshake (listener: string): void { this.handshakes.inc({ listener }) }
   certFailure (listener: string, reason: string): void { this.certFailures.inc({ listener, reason }) }
+  handshakesInProgress (listener: string, n: number): void { this.handshakesPending.set({ listener }, n) }
+  handshakeRefused (listener: string, reason: 'timeout' | 'too_many_in_progress'): void { this.handshakesRefused.inc({ listener, reason }) }
 }
