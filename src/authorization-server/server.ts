@@ -9,6 +9,7 @@ import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { SecretCheckLimiter } from './secret-check-limiter.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -134,7 +135,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   }
 
   const tokens = new AccessTokens(config.issuer, keys, revocations)
-  const auth = new ClientAuthenticator(clients, verify)
+  const secretChecks = config.client_secret_checks
+  const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
+    concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
+  }))
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const metadata = buildMetadata(config.issuer, urls, allScopes)
   const metadataJson = JSON.stringify(metadata)
