@@ -125,6 +125,10 @@ export const gatewaySchema = z.strictObject({
   workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true).describe('One JSON line per request'),
+  access_log_buffer: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024)
+    .describe('Bytes of access-log (and other info/debug) lines that may wait for a slow stdout reader; beyond it lines are ' +
+      'dropped and counted (certbound_log_lines_dropped_total, and a warning at most every 10 s). Warnings, errors and ' +
+      'lifecycle lines (start, stop, reloads) are never queued behind them: they are written at once'),
   limits: limitsSchema.prefault({}),
 })
 

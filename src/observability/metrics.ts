@@ -35,5 +35,15 @@ export class GatewayMetrics {
   handshake (listener: string): void { this.handshakes.inc({ listener }) }
   certFailure (listener: string, reason: string): void { this.certFailures.inc({ listener, reason }) }
   handshakesInProgress (listener: string, n: number): void { this.handshakesPending.set({ listener }, n) }
+  /** certbound_log_lines_dropped_total, read from the log destination at scrape time. */
+  trackLogDrops (read: () => number): void {
+    new Counter({
+      name: 'certbound_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was read more slowly than written (gateway.access_log_buffer)',
+      registers: [this.registry],
+      collect () { this.reset(); this.inc(read()) },
+    })
+  }
+
   handshakeRefused (listener: string, reason: 'timeout' | 'too_many_in_progress'): void { this.handshakesRefused.inc({ listener, reason }) }
 }
