@@ -130,22 +130,24 @@ export interface LiveLimits { limits: LimitsConfig }
  */
 function guardHandshakes (server: HttpsServer, listener: string, live: LiveLimits, metrics: GatewayMetrics, secured: WeakSet<Duplex>): void {
   const pending = new Map<string, { raw: Socket, timer: NodeJS.Timeout }>()
-  const done = (key: string): void => {
+  const done = (key: string, raw?: Socket): void => {
     const p = pending.get(key)
-    if (p === undefined) return
+    if (p === undefined || (raw !== undefined && p.raw !== raw)) return
     clearTimeout(p.timer)
     pending.delete(key)
     metrics.handshakesInProgress(listener, pending.size)
   }
   server.on('connection', function guardHandshake (raw: Socket) {
     const key = `${raw.remoteAddress ?? ''}|${raw.remotePort ?? ''}`
-    if (pending.size >= live.limits.max_handshakes_in_progress || pending.has(key)) {
+    // a live connection's address and port are unique: an entry under the same key belongs to a socket that is gone
+    done(key)
+    if (pending.size >= live.limits.max_handshakes_in_progress) {
       metrics.handshakeRefused(listener, 'too_many_in_progress')
       raw.destroy()
       return
     }
     const timer = setTimeout(function handshakeTimeout () {
-      if (!pending.has(key)) return
+      if (pending.get(key)?.raw !== raw) return
       done(key)
       metrics.handshakeRefused(listener, 'timeout')
       raw.destroy()
@@ -153,7 +155,7 @@ function guardHandshakes (server: HttpsServer, listener: string, live: LiveLimit
     timer.unref()
     pending.set(key, { raw, timer })
     metrics.handshakesInProgress(listener, pending.size)
-    raw.once('close', () => done(key))
+    raw.once('close', () => done(key, raw))
   })
   server.on('secureConnection', (s: TLSSocket) => {
     done(`${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`)
