@@ -51,6 +51,10 @@ export const limitsSchema = z.strictObject({
   max_handshakes_in_progress: z.number().int().min(1).max(1_000_000).default(1024)
     .describe('TLS handshakes in progress at once per listener; a connection beyond it is closed at once and counted in ' +
       'certbound_tls_handshakes_refused_total (completed connections are not counted)'),
+  max_handshakes_per_address: z.number().int().min(1).max(1_000_000).default(256)
+    .describe('TLS handshakes in progress at once from one client IP address, per listener, so that one source cannot take ' +
+      'all of max_handshakes_in_progress; beyond it a new connection from that address is closed at once (reason ' +
+      '"too_many_from_address"). Raise it when many clients reach the gateway through one NAT address'),
   request_timeout: duration('ms from the first byte of a request to the end of its body (0 = no limit): ' +
     'beyond it 408 (if no response has started) and the connection is closed. Bounds slow uploads too').default(60_000),
   keepalive_timeout: duration('ms an idle keep-alive connection stays open between requests (advertised as Keep-Alive: timeout=N; ' +

@@ -23,7 +23,7 @@ export class GatewayMetrics {
     this.handshakes = new Counter({ name: 'certbound_tls_handshakes_total', help: 'Completed TLS handshakes by listener', labelNames: ['listener'], registers })
     this.certFailures = new Counter({ name: 'certbound_tls_client_cert_failures_total', help: 'Handshakes failed or client certificates refused, by reason', labelNames: ['listener', 'reason'], registers })
     this.handshakesPending = new Gauge({ name: 'certbound_tls_handshakes_in_progress', help: 'TCP connections on a TLS listener whose handshake has not completed', labelNames: ['listener'], registers })
-    this.handshakesRefused = new Counter({ name: 'certbound_tls_handshakes_refused_total', help: 'Connections closed before their TLS handshake completed, by reason (timeout: gateway.limits.handshake_timeout; too_many_in_progress: max_handshakes_in_progress)', labelNames: ['listener', 'reason'], registers })
+    this.handshakesRefused = new Counter({ name: 'certbound_tls_handshakes_refused_total', help: 'Connections closed before their TLS handshake completed, by reason (timeout: gateway.limits.handshake_timeout; too_many_in_progress: max_handshakes_in_progress; too_many_from_address: max_handshakes_per_address)', labelNames: ['listener', 'reason'], registers })
     this.reloads = new Counter({ name: 'certbound_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers })
     this.inflight = new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled', registers })
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
@@ -45,5 +45,5 @@ export class GatewayMetrics {
     })
   }
 
-  handshakeRefused (listener: string, reason: 'timeout' | 'too_many_in_progress'): void { this.handshakesRefused.inc({ listener, reason }) }
+  handshakeRefused (listener: string, reason: 'timeout' | 'too_many_in_progress' | 'too_many_from_address'): void { this.handshakesRefused.inc({ listener, reason }) }
 }

@@ -124,21 +124,27 @@ export interface LiveLimits { limits: LimitsConfig }
 
 /**
  * Bound TLS handshakes per listener: each new TCP connection gets `handshake_timeout` to finish its handshake
- * and is destroyed otherwise (without writing: nothing can be written before a handshake), and at most
- * `max_handshakes_in_progress` may be in progress at once; a connection beyond that is closed at once. Raw and TLS
+ * and is destroyed otherwise (without writing: nothing can be written before a handshake); at most
+ * `max_handshakes_in_progress` may be in progress at once, `max_handshakes_per_address` of them from one IP address;
+ * a connection beyond either is closed at once. Raw and TLS
  * sockets are matched by their remote address and port (unique among a listener's live connections).
  */
 function guardHandshakes (server: HttpsServer, listener: string, live: LiveLimits, metrics: GatewayMetrics, secured: WeakSet<Duplex>): void {
-  const pending = new Map<string, { raw: Socket, timer: NodeJS.Timeout }>()
+  const pending = new Map<string, { raw: Socket, timer: NodeJS.Timeout, address: string }>()
+  const perAddress = new Map<string, number>()
   const done = (key: string, raw?: Socket): void => {
     const p = pending.get(key)
     if (p === undefined || (raw !== undefined && p.raw !== raw)) return
     clearTimeout(p.timer)
     pending.delete(key)
+    const n = (perAddress.get(p.address) ?? 1) - 1
+    if (n <= 0) perAddress.delete(p.address)
+    else perAddress.set(p.address, n)
     metrics.handshakesInProgress(listener, pending.size)
   }
   server.on('connection', function guardHandshake (raw: Socket) {
-    const key = `${raw.remoteAddress ?? ''}|${raw.remotePort ?? ''}`
+    const address = raw.remoteAddress ?? ''
+    const key = `${address}|${raw.remotePort ?? ''}`
     // a live connection's address and port are unique: an entry under the same key belongs to a socket that is gone
     done(key)
     if (pending.size >= live.limits.max_handshakes_in_progress) {
@@ -146,6 +152,13 @@ function guardHandshakes (server: HttpsServer, listener: string, live: LiveLimit
       raw.destroy()
       return
     }
+    const fromAddress = perAddress.get(address) ?? 0
+    if (fromAddress >= live.limits.max_handshakes_per_address) {
+      metrics.handshakeRefused(listener, 'too_many_from_address')
+      raw.destroy()
+      return
+    }
+    perAddress.set(address, fromAddress + 1)
     const timer = setTimeout(function handshakeTimeout () {
       if (pending.get(key)?.raw !== raw) return
       done(key)
@@ -153,7 +166,7 @@ function guardHandshakes (server: HttpsServer, listener: string, live: LiveLimit
       raw.destroy()
     }, live.limits.handshake_timeout)
     timer.unref()
-    pending.set(key, { raw, timer })
+    pending.set(key, { raw, timer, address })
     metrics.handshakesInProgress(listener, pending.size)
     raw.once('close', () => done(key, raw))
   })

@@ -18,6 +18,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 const HANDSHAKE_TIMEOUT = 1500
 const MAX_IN_PROGRESS = 300
+const PER_ADDRESS = 250
 
 let pki: TestPki
 let up: Upstream
@@ -38,7 +39,7 @@ gateway:
       tls: { cert: ${pki.server.certFile}, key: ${pki.server.keyFile}, client_ca: ${pki.ca.certFile}, client_certificate: request }
   admin_listen: 127.0.0.1:${adminPort}
   access_log: false
-  limits: { handshake_timeout: ${HANDSHAKE_TIMEOUT}, max_handshakes_in_progress: ${MAX_IN_PROGRESS} }
+  limits: { handshake_timeout: ${HANDSHAKE_TIMEOUT}, max_handshakes_in_progress: ${MAX_IN_PROGRESS}, max_handshakes_per_address: ${PER_ADDRESS} }
 authorization_server:
   issuer: https://localhost:${port}
   ca_certificates: ${pki.ca.certFile}
@@ -71,12 +72,12 @@ afterAll(async () => {
 
 interface Answer { status: number, ms: number, body: string }
 
-function get (path: string, opts: { cert?: string, key?: string, method?: string, body?: string, headers?: Record<string, string> } = {}): Promise<Answer> {
+function get (path: string, opts: { cert?: string, key?: string, method?: string, body?: string, headers?: Record<string, string>, from?: string } = {}): Promise<Answer> {
   const t0 = performance.now()
   return new Promise((resolve, reject) => {
     const req = httpsRequest({
       host: '127.0.0.1', port, path, method: opts.method ?? 'GET', ca: readFileSync(pki.ca.certFile), servername: 'localhost',
-      cert: opts.cert, key: opts.key, agent: false, headers: opts.headers, timeout: 20_000,
+      cert: opts.cert, key: opts.key, agent: false, headers: opts.headers, timeout: 20_000, localAddress: opts.from,
     }, (res) => {
       let body = ''
       res.setEncoding('utf8')
@@ -130,9 +131,9 @@ async function metric (name: string, labels: string): Promise<number> {
 /** The first bytes of a TLS 1.2 ClientHello record that announces 512 bytes and never sends the rest. */
 const HALF_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, ...new Array<number>(32).fill(7)])
 
-function openConnections (n: number, firstBytes?: Buffer): Promise<Socket[]> {
+function openConnections (n: number, firstBytes?: Buffer, from = '127.0.0.1'): Promise<Socket[]> {
   return Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => { if (firstBytes !== undefined) s.write(firstBytes); resolve(s) })
+    const s = connect({ port, host: '127.0.0.1', localAddress: from }, () => { if (firstBytes !== undefined) s.write(firstBytes); resolve(s) })
     s.on('error', () => { /* the gateway resets some; counted by 'close' */ })
     s.once('error', reject)
   })))
@@ -184,14 +185,29 @@ describe('issue 12 (2): half-open TLS connections are closed at handshake_timeou
 
   it(`beyond max_handshakes_in_progress (${MAX_IN_PROGRESS}) a new connection is closed at once, and counted`, async () => {
     const refused0 = await metric('certbound_tls_handshakes_refused_total', 'reason="too_many_in_progress"')
-    const held = await openConnections(MAX_IN_PROGRESS, HALF_CLIENT_HELLO)
+    // from two addresses, each under max_handshakes_per_address
+    const held = [...await openConnections(MAX_IN_PROGRESS / 2, HALF_CLIENT_HELLO, '127.0.0.1'), ...await openConnections(MAX_IN_PROGRESS / 2, HALF_CLIENT_HELLO, '127.0.0.3')]
     await waitFor('the handshakes to be counted', async () => (await metric('certbound_tls_handshakes_in_progress', '')) >= MAX_IN_PROGRESS ? true : undefined, 5000)
-    const extra = await openConnections(20, HALF_CLIENT_HELLO)
+    const extra = await openConnections(20, HALF_CLIENT_HELLO, '127.0.0.4')
     expect(await closedWithin(extra, 1000)).toBe(20) // well before handshake_timeout
     expect(await metric('certbound_tls_handshakes_refused_total', 'reason="too_many_in_progress"')).toBeGreaterThanOrEqual(refused0 + 20)
     for (const s of held) s.destroy()
     await waitFor('the slots to free', async () => (await metric('certbound_tls_handshakes_in_progress', '')) === 0 ? true : undefined, 5000)
     expect((await get('/open')).status).toBe(200)
+  }, 30_000)
+
+  it(`beyond max_handshakes_per_address (${PER_ADDRESS}) one source is cut off; another address is still served`, async () => {
+    const refused0 = await metric('certbound_tls_handshakes_refused_total', 'reason="too_many_from_address"')
+    const held = await openConnections(PER_ADDRESS, HALF_CLIENT_HELLO, '127.0.0.5')
+    await waitFor('the handshakes to be counted', async () => (await metric('certbound_tls_handshakes_in_progress', '')) >= PER_ADDRESS ? true : undefined, 5000)
+    const extra = await openConnections(10, HALF_CLIENT_HELLO, '127.0.0.5')
+    expect(await closedWithin(extra, 1000)).toBe(10)
+    expect(await metric('certbound_tls_handshakes_refused_total', 'reason="too_many_from_address"')).toBeGreaterThanOrEqual(refused0 + 10)
+    const other = await get('/open', { from: '127.0.0.6' })
+    expect(other.status).toBe(200)
+    for (const s of held) s.destroy()
+    await waitFor('the slots to free', async () => (await metric('certbound_tls_handshakes_in_progress', '')) === 0 ? true : undefined, 5000)
+    expect((await get('/open', { from: '127.0.0.5' })).status).toBe(200)
   }, 30_000)
 })
 
