@@ -34,8 +34,10 @@ export class SecretCheckLimiter {
 
   private readonly failures = new LRUCache<string, FailureBucket>({ max: 4096 })
 
-  /** `now`: a monotonic clock in ms (tests drive it). */
-  constructor (private readonly limits: SecretCheckLimits, private readonly now: () => number = () => performance.now()) {}
+  /** `now`: the clock in ms (deps.now; tests drive it); only differences are used. */
+  constructor (private readonly limits: SecretCheckLimits, now?: () => number) { this.now = now ?? (() => performance.now()) }
+
+  private readonly now: () => number
 
   /**
    * Run `check` (true = the secret matched) for `clientId` within the limits, or throw OAuthError 503 when they are

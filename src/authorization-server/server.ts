@@ -48,7 +48,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'now'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -138,7 +138,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const secretChecks = config.client_secret_checks
   const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
     concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
-  }))
+  }, deps.now))
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const metadata = buildMetadata(config.issuer, urls, allScopes)
   const metadataJson = JSON.stringify(metadata)

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
+import type { Clock, StateStore } from '../store/types.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -12,6 +13,10 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
+  /** Shared state, as PluginDeps.store. */
+  readonly store: StateStore
+  /** The clock, as PluginDeps.now. */
+  readonly now: Clock
 }
 
 /** What an extension serves: requests handled before routing, and services for plugins (deps.local). */
