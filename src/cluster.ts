@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
@@ -8,6 +8,7 @@ import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagno
 import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
+import { drainLogs } from './observability/logger.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
@@ -148,7 +149,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     current = next
     liveText = text
     watcher?.setFiles(tlsFilesOf(next))
-    logger.info({ config_hash: next.hash, workers: workers.size }, 'config reloaded on every worker')
+    logger.info({ config_hash: next.hash, workers: workers.size, lifecycle: true }, 'config reloaded on every worker')
     return { ok: true }
   }
   /** Reloads are serialised, as in a single process. */
@@ -226,13 +227,13 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     })
     await new Promise<void>((res) => admin!.listen(cfg.adminListen!.port, cfg.adminListen!.host, () => res()))
   }
-  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch }, 'certbound primary started')
+  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch, lifecycle: true }, 'certbound primary started')
 
   process.on('SIGHUP', () => { void reload() })
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'stopping: workers drain their in-flight requests')
+    logger.info({ signal, lifecycle: true }, 'stopping: workers drain their in-flight requests')
     watcher?.close()
     for (const { worker } of workers.values()) worker.send({ type: 'shutdown' } satisfies ToWorker)
     admin?.closeAllConnections()
@@ -258,13 +259,21 @@ export async function runWorker (configFile: string): Promise<void> {
   const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
   process.on('SIGINT', () => undefined)
-  process.on('SIGHUP', () => undefined)
-  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
+  process.on('SIGHUP', function workerSighup () {
+    // the primary reloads and tells every worker; a SIGHUP to one worker alone would change nothing, say where to send it
+    const log = running.gw?.logger
+    const line = { signal: 'SIGHUP', primary_pid: process.ppid, lifecycle: true }
+    const msg = `SIGHUP received by a worker is not acted on: send it to the primary (pid ${process.ppid}), which reloads every worker`
+    if (log !== undefined) log.warn(line, msg)
+    else writeSync(1, JSON.stringify({ level: 'warn', pid: process.pid, time: new Date().toISOString(), msg, ...line }) + '\n')
+  })
+  const exitAfter = (g: Gateway): void => { void g.close().then(() => drainLogs(g.logger)).then(() => process.exit(0)) }
+  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else exitAfter(running.gw) })
   const queued: ToWorker[] = []
   let onStart: ((text: string) => void) | undefined
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
-    if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
+    if (m.type === 'shutdown') exitAfter(g)
     if (m.type === 'dashboard') send({ type: 'dashboard', id: m.id, data: g.dashboardData() })
   }
   process.on('message', (m: ToWorker) => {

@@ -10,6 +10,7 @@ import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
 import { ClientActivity } from './client-activity.js'
+import { SecretCheckLimiter } from './secret-check-limiter.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -48,7 +49,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'stash'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'stash'> & Partial<Pick<ExtensionDeps, 'now'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -135,7 +136,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   }
 
   const tokens = new AccessTokens(config.issuer, keys, revocations)
-  const auth = new ClientAuthenticator(clients, verify)
+  const secretChecks = config.client_secret_checks
+  const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
+    concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
+  }, deps.now))
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const metadata = buildMetadata(config.issuer, urls, allScopes)
   const metadataJson = JSON.stringify(metadata)
