@@ -9,16 +9,20 @@ import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
 import { loadExtensions } from './extensions/registry.js'
 import { compileRuntime, type Runtime } from './runtime/compile.js'
-import { createLogger } from './observability/logger.js'
+import { createLogger, logDestination } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
+import type { StatsSnapshot } from './observability/dashboard/stats.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import { createRequestHandler } from './server/handler.js'
 import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
-import { systemClock, type Clock, type StateStore } from './store/types.js'
+import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
 
 export const VERSION = '0.1.0'
 
@@ -52,6 +56,8 @@ export interface ListenerAddress { readonly url: string, readonly host: string, 
 export class Gateway {
   readonly logger: Logger
   readonly metrics: GatewayMetrics
+  /** Reloads as the admin dashboard lists them. */
+  readonly reloads = new ReloadHistory()
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -75,6 +81,8 @@ export class Gateway {
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
     this.now = opts.now ?? systemClock
     this.store = new MemoryStore({ now: this.now })
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) this.metrics.trackLogDrops(() => dest.dropped)
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -96,6 +104,8 @@ export class Gateway {
     g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, onCloseError: (e) => g.closeFailed('plugin or section', e) })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
+    const dest = logDestination(g.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = cfg.settings.access_log_buffer
     try {
       await g.listenAll()
     } catch (e) {
@@ -104,7 +114,7 @@ export class Gateway {
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
     if (opts.watchConfig === true) g.watchFiles(text)
-    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, lifecycle: true }, 'certbound started')
     return g
   }
 
@@ -146,6 +156,7 @@ export class Gateway {
         status: () => this.status(),
         reload: (yaml) => this.reload(yaml),
         allow: () => this.runtime.adminAllow,
+        dashboard: { summary: () => this.dashboardSummary(), settings: () => this.runtime.config.settings.admin_dashboard },
       })
       await new Promise<void>((res, rej) => {
         this.admin!.once('error', rej)
@@ -183,6 +194,27 @@ export class Gateway {
     }
   }
 
+  /** This process's dashboard data: what a cluster worker sends the primary. */
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus } {
+    let clients: ClientActivityRow[] | undefined
+    for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
+    return { stats: this.metrics.dashboard.snapshot(), clients, store: this.store.status() }
+  }
+
+  /** GET /api/summary (admin listener). */
+  async dashboardSummary (): Promise<DashboardSummary> {
+    const d = this.dashboardData()
+    return buildSummary({
+      now: Date.now(),
+      config: this.runtime.config,
+      status: this.status(),
+      stats: d.stats,
+      clients: d.clients,
+      reloads: this.reloads.summary(),
+      store: d.store,
+    })
+  }
+
   /**
    * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
    * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
@@ -194,6 +226,7 @@ export class Gateway {
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
+      this.reloads.record(r)
       this.opts.onReload?.(r)
       return r
     } finally { this.reloading = undefined }
@@ -233,7 +266,9 @@ export class Gateway {
     this.watcher?.setFiles(tlsFilesOf(next.config))
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
-    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = next.config.settings.access_log_buffer
+    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length, lifecycle: true }, 'config reloaded')
     void prev.close(prev.config.settings.limits.drain_timeout).catch((err: unknown) => this.closeFailed('previous runtime', err))
     return { ok: true, hash: next.config.hash }
   }
@@ -321,7 +356,7 @@ export class Gateway {
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
     await this.store.close()
-    this.logger.info('certbound stopped')
+    this.logger.info({ lifecycle: true }, 'certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })
   }

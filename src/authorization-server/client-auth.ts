@@ -7,6 +7,7 @@ import type { CompiledClient } from './clients.js'
 import { formDecode, param, type FormParams } from './form-body.js'
 import { OAuthError } from './oauth-error.js'
 import { verifySecret } from './secret-hash.js'
+import type { SecretCheckLimiter } from './secret-check-limiter.js'
 import type { AuthMethod } from './schema.js'
 
 /** Verifies a client certificate's chain against the configured CAs (RFC 8705 §2.1). */
@@ -36,10 +37,16 @@ const GENERIC = 'client authentication failed'
 export class ClientAuthenticator {
   /** Successful scrypt verifications, so a legitimate client does not pay scrypt on every request. */
   private readonly verified = new LRUCache<string, true>({ max: 1024, ttl: 10 * 60_000 })
+  /**
+   * Secrets that recently failed, per client (client_id + SHA-256 of the secret): a flood that repeats wrong
+   * secrets is refused without scrypt. Bounded in entries and time; per process, like `verified`.
+   */
+  private readonly failed = new LRUCache<string, true>({ max: 4096, ttl: 10 * 60_000 })
 
   constructor (
     private readonly clients: ReadonlyMap<string, CompiledClient>,
     private readonly verifyChain: ChainVerifier,
+    private readonly limiter?: SecretCheckLimiter,
   ) {}
 
   async authenticate (req: IncomingMessage, params: FormParams, tls: TlsIdentity | null): Promise<AuthenticatedClient> {
@@ -89,8 +96,11 @@ export class ClientAuthenticator {
     if (client.secretHash === undefined) return false
     const key = client.id + '\0' + createHash('sha256').update(secret).digest('base64url')
     if (this.verified.has(key)) return true
-    const ok = await verifySecret(secret, client.secretHash)
+    if (this.failed.has(key)) return false
+    const hash = client.secretHash
+    const ok = this.limiter === undefined ? await verifySecret(secret, hash) : await this.limiter.run(client.id, () => verifySecret(secret, hash))
     if (ok) this.verified.set(key, true)
+    else this.failed.set(key, true)
     return ok
   }
 }

@@ -2,6 +2,7 @@ import type { RequestContext } from '../pipeline/context.js'
 import type { TerminalResponse } from '../pipeline/types.js'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
+import type { ClientActivity } from './client-activity.js'
 import type { FormHandler } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
 import { OAuthError, emptyOk, oauthJson } from './oauth-error.js'
@@ -36,6 +37,8 @@ export function introspectionEndpoint (o: IntrospectionOptions): FormHandler {
 
 export interface RevocationOptions extends IntrospectionOptions {
   readonly revocations: RevocationStore
+  /** Counts revocations per client (the token's) for the admin dashboard. */
+  readonly activity?: ClientActivity
 }
 
 /**
@@ -57,6 +60,7 @@ export function revocationEndpoint (o: RevocationOptions): FormHandler {
         throw new OAuthError('unauthorized_client', 'the token was not issued to this client', { detail: `token of client ${claims.client_id}` })
       }
       await o.revocations.revoke(claims.jti, claims.exp)
+      o.activity?.revoked(claims.client_id)
       ctx.log.info({ client_id: client.id, outcome: 'revoked', token_client_id: claims.client_id, jti: claims.jti }, 'authorization server: token revoked')
     }
     return emptyOk()

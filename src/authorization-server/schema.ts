@@ -95,6 +95,17 @@ export const authorizationServerSchema = z.strictObject({
     .describe('Audiences clients may request with `resource` (RFC 8707) or `audience` (default: just the default audience)'),
   max_body_size: z.number().int().min(256).max(1024 * 1024).default(DEFAULTS.maxBodySize)
     .describe('Bytes of form body accepted by the token, introspection and revocation endpoints; beyond it: 400'),
+  client_secret_checks: z.strictObject({
+    concurrency: z.number().int().min(1).max(64).default(1)
+      .describe('scrypt verifications of client_secret_hash secrets running at once, per process (each holds a libuv thread-pool thread, a CPU core and 32 MiB for tens of ms); keep it well below UV_THREADPOOL_SIZE (default 4) and the cores. A secret that verified is cached, so this bounds only first and wrong attempts'),
+    queue: z.number().int().min(0).max(10_000).default(64)
+      .describe('Verifications that may wait for a slot; beyond it the request gets 503 temporarily_unavailable with Retry-After'),
+    per_client: z.number().int().min(1).max(10_000).default(8)
+      .describe('Verifications running or waiting for one client_id; beyond it 503 temporarily_unavailable with Retry-After'),
+    retry_after: z.number().int().min(1).max(3600).default(1).describe('Seconds in the Retry-After of that 503'),
+    failures_per_minute: z.number().int().min(1).max(100_000).default(20)
+      .describe('Failed secret checks one client_id may cost per minute (a token bucket); beyond it, secrets not already verified get 429 temporarily_unavailable with Retry-After and no scrypt. A secret that verified before still works'),
+  }).prefault({}).describe('Bounds on client secret verification, per process (a secret verified once is cached and a wrong one remembered for 10 minutes: neither costs scrypt again)'),
   endpoints: z.strictObject({
     token: pathField('token endpoint (RFC 6749 §3.2)', DEFAULTS.tokenPath),
     introspection: pathField('introspection endpoint (RFC 7662)', DEFAULTS.introspectionPath),

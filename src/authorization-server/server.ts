@@ -8,6 +8,8 @@ import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { ClientActivity } from './client-activity.js'
+import { SecretCheckLimiter } from './secret-check-limiter.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -55,7 +57,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 }
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'stash'> & Partial<Pick<ExtensionDeps, 'now'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -142,7 +144,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   }
 
   const tokens = new AccessTokens(config.issuer, keys, revocations)
-  const auth = new ClientAuthenticator(clients, verify)
+  const secretChecks = config.client_secret_checks
+  const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
+    concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
+  }, deps.now))
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const metadata = buildMetadata(config.issuer, urls, allScopes)
   const metadataJson = JSON.stringify(metadata)
@@ -156,9 +161,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   })
 
   const max = config.max_body_size
-  const token = tokenEndpoint({ auth, tokens, defaultAudience })
+  const activity = ClientActivity.shared(deps.stash, clients.keys())
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, activity })
   const introspect = introspectionEndpoint({ auth, tokens })
-  const revoke = revocationEndpoint({ auth, tokens, revocations })
+  const revoke = revocationEndpoint({ auth, tokens, revocations, activity })
   const routes: InternalRoute[] = [
     { name: ROUTE_NAMES.token, paths: [paths.token], handle: function tokenRoute (ctx) { return serveForm(ctx, 'token', max, token) } },
     { name: ROUTE_NAMES.introspection, paths: [paths.introspection], handle: function introspectionRoute (ctx) { return serveForm(ctx, 'introspection', max, introspect) } },
@@ -190,6 +196,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       [localIssuerKey(config.issuer), localIssuer],
       [localIntrospectionKey(urls.introspection), localIssuer],
     ]),
+    dashboardClients: () => activity.rows(clients.values()),
     close: async function closeAuthorizationServer () { await revocationStore.close() },
   }
 }

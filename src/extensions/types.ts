@@ -4,6 +4,7 @@ import type { TerminalHandler } from '../pipeline/types.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -16,6 +17,8 @@ export interface ExtensionDeps {
   readonly store: StateStore
   /** The clock, as PluginDeps.now. */
   readonly now: Clock
+  /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
+  readonly stash?: Map<string, unknown>
 }
 
 /**
@@ -36,6 +39,8 @@ export interface ExtensionInstance {
   readonly routes?: readonly InternalRoute[]
   /** In-process services registered under string keys, found by plugins through deps.local. */
   readonly services?: ReadonlyMap<string, unknown>
+  /** The OAuth clients an authorization server knows, with their token counts (admin dashboard). */
+  dashboardClients?(): readonly ClientActivityRow[]
   close?(): Promise<void>
 }
 
