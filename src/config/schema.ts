@@ -60,9 +60,9 @@ export const limitsSchema = z.strictObject({
     'beyond it 408 (if no response has started) and the connection is closed. Bounds slow uploads too').default(60_000),
   keepalive_timeout: duration('ms an idle keep-alive connection stays open between requests (advertised as Keep-Alive: timeout=N; ' +
     'node closes 1 s later, so that the client closes first; 0 = no idle timeout)').default(60_000),
-  drain_timeout: duration('SIGTERM/SIGINT: ms in-flight requests get to finish before their connections are closed. ' +
-    'Reload: ms the old config\'s plugin instances wait for the requests that started on them before closing (a reload ' +
-    'never cuts a request; its upstream pool closes when the request ends)').default(10_000),
+  drain_timeout: duration('SIGTERM/SIGINT: ms in-flight requests and WebSocket tunnels get to finish before their connections are closed. ' +
+    'Reload: ms the old config\'s plugin instances wait for the requests and tunnels that started on them before closing (a reload ' +
+    'never cuts a plain request; its upstream pool closes when the request ends; tunnels still open then are closed)').default(10_000),
 }).superRefine((l, ctx) => {
   // node refuses headersTimeout > requestTimeout; say so with the config position instead of failing to listen
   if (l.request_timeout > 0 && l.header_timeout > l.request_timeout) {
