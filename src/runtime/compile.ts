@@ -179,7 +179,7 @@ function checkChain (cfg: LoadedConfig, routeName: string, chain: Chain): void {
   for (const { plugin, instance } of chain) {
     if (instance.needsCredential === true && !provided) {
       cfg.source.report([...plugin.path, 'name'], 'CB_CFG_CHAIN',
-        `plugin "${plugin.def.name}" reads the verified credential, but no token plugin (openid-connect, token-introspection) runs before it on route "${routeName}"`)
+        `plugin "${plugin.def.name}" reads the verified credential, but no token plugin (one that verifies a credential) runs before it on route "${routeName}"`)
     }
     if (instance.providesCredential === true) provided = true
   }
