@@ -35,6 +35,8 @@ export interface GatewayOptions {
   admin?: boolean
   /** Called after every applied reload (cluster workers report to the primary). */
   onReload?: (r: ReloadResult) => void
+  /** The clock plugins compute expiry with (PluginDeps.now); tests drive it. Default Date.now. */
+  now?: () => number
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -83,7 +85,7 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, now: opts.now, revocationMetrics: g.metrics.revocation })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
@@ -195,7 +197,7 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, now: this.opts.now, revocationMetrics: this.metrics.revocation })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -12,6 +13,10 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
+  /** As PluginDeps.stash / now / revocationMetrics. */
+  readonly stash?: Map<string, unknown>
+  readonly now?: () => number
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /** What an extension serves: requests handled before routing, and services for plugins (deps.local). */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { RouteRequestMetrics } from './route-metrics.js'
+import { RevocationMetrics } from '../auth/revocation/metrics.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -13,6 +14,8 @@ export class GatewayMetrics {
   private readonly certFailures: Counter<'listener' | 'reason'>
   readonly reloads: Counter<'result'>
   readonly inflight: Gauge
+  /** Client certificate revocation checks (OCSP, CRL distribution points). */
+  readonly revocation: RevocationMetrics
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -22,6 +25,7 @@ export class GatewayMetrics {
     this.certFailures = new Counter({ name: 'certbound_tls_client_cert_failures_total', help: 'Handshakes failed or client certificates refused, by reason', labelNames: ['listener', 'reason'], registers })
     this.reloads = new Counter({ name: 'certbound_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers })
     this.inflight = new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled', registers })
+    this.revocation = new RevocationMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 

@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -57,6 +58,10 @@ export interface PluginDeps {
    * chosen by the plugin and must include every setting the value depends on. Absent in `certbound validate`.
    */
   readonly stash?: Map<string, unknown>
+  /** The clock (epoch ms) for TTLs, windows and expiry; tests drive it. Absent: Date.now. */
+  readonly now?: () => number
+  /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */
