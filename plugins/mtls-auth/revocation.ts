@@ -1,7 +1,8 @@
-import type { X509Certificate } from 'node:crypto'
 import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
 import { OnlineRevocationChecker, revocationState } from '../../src/auth/revocation/online-checker.js'
 import type { MtlsAuthConfig } from './schema.js'
+
+export { issuerIn } from '../../src/auth/revocation/issuer.js'
 
 /**
  * mtls-auth's online revocation settings (Kong's keys) → the shared online checker. Kong's http_proxy_* /
@@ -39,15 +40,4 @@ export function createOnlineChecker (config: MtlsAuthConfig, deps: PluginDeps): 
     metrics: deps.revocationMetrics,
     logger: deps.logger,
   })
-}
-
-/** The issuer of `leaf` within `chain` (leaf first): the next certificate, if it really issued the leaf. */
-export function issuerIn (chain: readonly X509Certificate[], leaf: X509Certificate): X509Certificate | undefined {
-  const next = chain.find(c => c !== leaf && leaf.checkIssued(c))
-  if (next === undefined) return undefined
-  try {
-    return leaf.verify(next.publicKey) ? next : undefined
-  } catch {
-    return undefined
-  }
 }
