@@ -134,3 +134,78 @@ describe('metrics and reloads', () => {
     expect(await pki.responder.count()).toBe(before + 1)
   })
 })
+
+describe('a certificate forwarded by a trusted proxy (certificate_header_revocation_check_mode)', () => {
+  let gw2: TestGateway
+  const header = (c: Issued): string => encodeURIComponent(c.certPem).replace(/[!'()*]/g, ch => '%' + ch.charCodeAt(0).toString(16).toUpperCase())
+  beforeAll(async () => {
+    const forwarded = `
+              certificate_header: X-Client-Cert
+              trusted_ips: [127.0.0.1]
+              certificate_header_revocation_check_mode: STRICT
+              certificate_header_ca_certificates: [root.crt]`
+    gw2 = await startGateway(`_format_version: "3.0"
+gateway:
+  listen:
+    - address: 127.0.0.1:0
+      tls:
+        cert: server.crt
+        key: server.key
+        client_ca: root.crt
+        client_certificate: request
+authorization_server:
+  issuer: https://localhost:8443
+  ca_certificates: root.crt
+  revocation_check_mode: SKIP
+  clients:
+    - client_id: good-client
+      token_endpoint_auth_method: tls_client_auth
+      subject_dn_pattern: ".*,CN=good"
+    - client_id: revoked-client
+      token_endpoint_auth_method: tls_client_auth
+      subject_dn_pattern: ".*,CN=revoked"
+services:
+  - name: api
+    url: ${upstream.url}
+    routes:
+      - name: ti
+        paths: [/ti]
+        plugins:
+          - name: token-introspection
+            config:
+              introspection_endpoint: https://localhost:8443/oauth2/introspect
+              certificate_binding: strict${forwarded}
+      - name: oidc
+        paths: [/oidc]
+        plugins:
+          - name: openid-connect
+            config:
+              issuer: https://localhost:8443
+              auth_methods: [bearer]
+              audience_required: [https://localhost:8443]
+              proof_of_possession_mtls: strict${forwarded}
+`, { dir: gw.dir, files: {} })
+  })
+  afterAll(async () => { await gw2?.close() })
+
+  const bound = async (who: 'good' | 'revoked'): Promise<string> => {
+    const r = await curl(['--cacert', `${gw.dir}/root.crt`, '--resolve', `localhost:${gw2.port()}:127.0.0.1`, '--cert', `${gw.dir}/${who}.crt`, '--key', `${gw.dir}/${who}.key`,
+      '-d', 'grant_type=client_credentials', '-d', `client_id=${who}-client`, `https://localhost:${gw2.port()}/oauth2/token`])
+    expect(r.status, r.body).toBe(200)
+    return (JSON.parse(r.body) as { access_token: string }).access_token
+  }
+  // the trusted proxy: no client certificate of its own, the client's in X-Client-Cert
+  const viaProxy = (path: string, token: string, cert: Issued) => curl(['--cacert', `${gw.dir}/root.crt`, '--resolve', `localhost:${gw2.port()}:127.0.0.1`,
+    '-H', `Authorization: Bearer ${token}`, '-H', `X-Client-Cert: ${header(cert)}`, `https://localhost:${gw2.port()}${path}`])
+
+  for (const path of ['/ti', '/oidc']) {
+    it(`${path}: a good forwarded certificate passes; a revoked one gets 401 "TLS certificate failed verification"`, async () => {
+      const good = await viaProxy(path, await bound('good'), pki.good)
+      expect(good.status, good.body).toBe(200)
+      const revoked = await viaProxy(path, await bound('revoked'), pki.revoked)
+      expect(revoked.status).toBe(401)
+      expect(JSON.parse(revoked.body)).toEqual({ message: 'TLS certificate failed verification' })
+      expect(gw2.logs.some(l => typeof l.reason === 'string' && /^certificate from X-Client-Cert: revoked: OCSP/.test(l.reason))).toBe(true)
+    })
+  }
+})
