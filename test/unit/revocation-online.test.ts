@@ -176,3 +176,32 @@ describe('RFC 5280 §6.3: CRLs from distribution points', () => {
     clock = Date.now()
   })
 })
+
+describe('hostile OCSP responses: a mutated or truncated response never throws anything but OcspError, never changes the answer', () => {
+  it('property: byte flips and truncations of a real responder answer', async () => {
+    const fc = await import('fast-check')
+    const { buildOcspRequest, parseOcspResponse, OcspError } = await import('../../src/auth/revocation/ocsp.js')
+    for (const leaf of [pki.good, pki.revoked]) {
+      const req = buildOcspRequest(leaf.x509, pki.root.x509)
+      const res = await http.request(pki.responder.url, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: req.der })
+      const original = parseOcspResponse(res.body, req.certId, pki.root.x509, Date.now())
+      fc.assert(fc.property(
+        fc.array(fc.tuple(fc.nat({ max: res.body.length - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat({ max: res.body.length }), { nil: undefined }),
+        (flips, cut) => {
+          const b = Buffer.from(res.body)
+          for (const [i, x] of flips) b[i] ^= x
+          const body = cut === undefined ? b : b.subarray(0, cut)
+          try {
+            const a = parseOcspResponse(body, req.certId, pki.root.x509, Date.now())
+            // only a change the signature does not cover (or a re-encoding of the same value) may still parse
+            expect(a.status).toBe(original.status)
+            expect(a.thisUpdate).toBe(original.thisUpdate)
+          } catch (err) {
+            expect(err).toBeInstanceOf(OcspError)
+          }
+        },
+      ), { numRuns: 300 })
+    }
+  })
+})
