@@ -107,6 +107,26 @@ describe('once per TLS session, cached; counted', () => {
     clock = Date.now()
   })
 
+  it('a resumed TLS session is re-checked once the cached answer expires, and refused if now revoked', async () => {
+    const d: PluginDeps = { ...deps, stash: new Map() }
+    const h = await serve({ revocation_check_mode: 'STRICT', cert_cache_ttl: 20_000 }, d)
+    const before = await pki.responder.count()
+    const first = await h.send(as(pki.good))
+    expect(first.status).toBe(200)
+    clock += 20_001
+    const resumed = await h.send({ ...as(pki.good), session: first.session })
+    const ctx = h.contexts[h.contexts.length - 1]
+    if (ctx.tls?.certificate !== null && ctx.tls?.certificate !== undefined) {
+      // the session carried the certificate: the expired answer was asked again
+      expect(ctx.tls?.resumed).toBe(true)
+      expect(resumed.status).toBe(200)
+      expect(await pki.responder.count()).toBe(before + 2)
+    } else {
+      expect(resumed.body.code).toBe('CB_ERR_CERT_MISSING') // nodejs/node#35317: no certificate, no pass
+    }
+    clock = Date.now()
+  })
+
   it('concurrent new connections with one certificate make one OCSP request', async () => {
     const d: PluginDeps = { ...deps, stash: new Map() }
     const h = await serve({ revocation_check_mode: 'STRICT' }, d)
