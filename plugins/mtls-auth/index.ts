@@ -93,6 +93,7 @@ export default definePlugin({
     }
     const online = createOnlineChecker(config, deps)
     const clock = deps.now ?? Date.now
+    let refreshTimer: NodeJS.Timeout | undefined
     if (listenerMode && mode !== 'SKIP' && config.crl_files.length > 0) {
       throw new PluginConfigError(['ca_certificates'], 'is required with crl_files: a CRL is verified against the CA certificate that signed it')
     }
@@ -217,7 +218,15 @@ export default definePlugin({
         if (v instanceof Promise) return v.then(done => answer(ctx, cert, done))
         answer(ctx, cert, v)
       },
+      start (): void {
+        // downloaded CRLs are renewed ahead of their nextUpdate even while no client needs them
+        if (online !== undefined) {
+          refreshTimer = setInterval(() => { void online.refreshDue() }, Math.min(config.cert_cache_ttl, 60_000))
+          refreshTimer.unref()
+        }
+      },
       close (): Promise<void> {
+        if (refreshTimer !== undefined) clearInterval(refreshTimer)
         crls?.close()
         return Promise.resolve()
       },

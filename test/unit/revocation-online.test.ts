@@ -177,6 +177,22 @@ describe('RFC 5280 §6.3: CRLs from distribution points', () => {
   })
 })
 
+describe('CRL renewal without traffic', () => {
+  it('refreshDue re-fetches a CRL past its refresh point and nothing else', async () => {
+    const c = checker({ ttl: 5000 })
+    expect((await check(c, pki.crlGood)).status).toBe('good')
+    const before = pki.hits.get('/root.crl') ?? 0
+    await c.refreshDue()
+    expect(pki.hits.get('/root.crl')).toBe(before)
+    clock += 5001
+    await c.refreshDue()
+    expect(pki.hits.get('/root.crl')).toBe(before + 1)
+    await c.refreshDue() // renewed: not due again
+    expect(pki.hits.get('/root.crl')).toBe(before + 1)
+    clock = Date.now()
+  })
+})
+
 describe('hostile OCSP responses: a mutated or truncated response never throws anything but OcspError, never changes the answer', () => {
   it('property: byte flips and truncations of a real responder answer', async () => {
     const fc = await import('fast-check')

@@ -36,7 +36,7 @@ export interface OnlineResult {
 /** Kept for the gateway's life: answers and downloaded CRLs, so a reload starts warm. */
 export class RevocationState {
   readonly answers = new LRUCache<string, OnlineResult>({ max: 10_000 })
-  readonly crls = new LRUCache<string, FetchedCrl & { refreshAt: number }>({ max: 256 })
+  readonly crls = new LRUCache<string, FetchedCrl & { refreshAt: number, issuer: X509Certificate }>({ max: 256 })
   readonly inflight = new Map<string, Promise<OnlineResult>>()
   readonly crlInflight = new Map<string, Promise<FetchedCrl>>()
 }
@@ -169,7 +169,7 @@ export class OnlineRevocationChecker {
       if (now >= crl.refreshAt) void this.fetchCrl(url, key, issuer).catch(() => undefined)
     } else {
       try {
-        crl = { ...await this.fetchCrl(url, key, issuer), refreshAt: 0 }
+        crl = { ...await this.fetchCrl(url, key, issuer), refreshAt: 0, issuer }
       } catch (err) {
         return { status: 'error', source: 'crl', detail: `CRL ${url}: ${(err as Error).message}`, until: this.o.now() + this.errorRetry() }
       }
@@ -177,6 +177,16 @@ export class OnlineRevocationChecker {
     const until = Math.min(now + this.o.cacheTtlMs, crl.nextUpdate)
     if (crl.revoked.has(normalizeSerial(leaf.serialNumber))) return { status: 'revoked', source: 'crl', detail: `CRL ${url}: serial ${leaf.serialNumber} is revoked`, until }
     return { status: 'good', source: 'crl', detail: `CRL ${url}: not listed`, until }
+  }
+
+  /**
+   * Re-fetch every cached CRL past its refresh point, so that a new one is in place before the old one's nextUpdate
+   * even when no certificate needs it meanwhile. Called on a timer by the instance (start/close).
+   */
+  refreshDue (): Promise<void> {
+    const now = this.o.now()
+    const due = [...this.o.state.crls.entries()].filter(([, c]) => now >= c.refreshAt)
+    return Promise.allSettled(due.map(([key, c]) => this.fetchCrl(c.url, key, c.issuer))).then(() => undefined)
   }
 
   /** Download, verify and cache the CRL at `url` (single flight per URL and issuer). */
@@ -193,7 +203,7 @@ export class OnlineRevocationChecker {
         // re-fetch after cert_cache_ttl (a new revocation shows up within it), and in any case in the last tenth
         // of the CRL's life, so a new CRL is in place before this one expires
         const refreshAt = Math.min(now + this.o.cacheTtlMs, crl.nextUpdate - (crl.nextUpdate - crl.thisUpdate) / 10)
-        this.o.state.crls.set(key, { ...crl, refreshAt })
+        this.o.state.crls.set(key, { ...crl, refreshAt, issuer })
         this.o.metrics?.responder('crl', 'ok', (performance.now() - started) / 1000)
         return crl
       } catch (err) {
