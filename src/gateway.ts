@@ -17,6 +17,8 @@ import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type Bo
 import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
+import { MemoryStore } from './store/memory.js'
+import { systemClock, type Clock, type StateStore } from './store/types.js'
 
 export const VERSION = '0.1.0'
 
@@ -35,8 +37,8 @@ export interface GatewayOptions {
   admin?: boolean
   /** Called after every applied reload (cluster workers report to the primary). */
   onReload?: (r: ReloadResult) => void
-  /** The clock plugins compute expiry with (PluginDeps.now); tests drive it. Default Date.now. */
-  now?: () => number
+  /** The clock for every TTL, window and expiry (default the system clock); tests pass one they move. */
+  now?: Clock
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -64,10 +66,15 @@ export class Gateway {
   private closed = false
   private plugins!: Awaited<ReturnType<typeof loadPlugins>>
   private extensions!: GatewayExtension[]
+  /** Shared state: outlives reloads; closed last. */
+  readonly store: StateStore
+  readonly now: Clock
 
   private constructor (private readonly opts: GatewayOptions) {
     this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
+    this.now = opts.now ?? systemClock
+    this.store = new MemoryStore({ now: this.now })
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -75,7 +82,8 @@ export class Gateway {
     const g = new Gateway({ configFile, env: opts.env, logger: opts.logger ?? createLogger({ level: 'silent' }), configText: opts.configText })
     await g.init()
     const cfg = await g.load(opts.configText)
-    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions })
+    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now })
+    await g.store.close()
     await rt.close(0)
     return cfg
   }
@@ -85,7 +93,7 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, now: opts.now, revocationMetrics: g.metrics.revocation })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, revocationMetrics: g.metrics.revocation })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
@@ -197,7 +205,7 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, now: this.opts.now, revocationMetrics: this.metrics.revocation })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, revocationMetrics: this.metrics.revocation })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -306,6 +314,7 @@ export class Gateway {
       await new Promise<void>(r => this.admin!.close(() => r()))
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
+    await this.store.close()
     this.logger.info('certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })

@@ -5,6 +5,7 @@ import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
+import type { Clock, StateStore } from '../store/types.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -13,9 +14,12 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
-  /** As PluginDeps.stash / now / revocationMetrics. */
+  /** Shared state, as PluginDeps.store. */
+  readonly store: StateStore
+  /** The clock, as PluginDeps.now. */
+  readonly now: Clock
+  /** As PluginDeps.stash / revocationMetrics. */
   readonly stash?: Map<string, unknown>
-  readonly now?: () => number
   readonly revocationMetrics?: RevocationMetrics
 }
 
