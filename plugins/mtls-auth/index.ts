@@ -92,7 +92,7 @@ export default definePlugin({
       throw new PluginConfigError(['revocation_check_mode'], 'STRICT needs ca_certificates: OCSP responses and CRLs are verified against the CA that issued the client certificate')
     }
     const online = createOnlineChecker(config, deps)
-    const clock = deps.now ?? Date.now
+    const clock = deps.now
     let refreshTimer: NodeJS.Timeout | undefined
     if (listenerMode && mode !== 'SKIP' && config.crl_files.length > 0) {
       throw new PluginConfigError(['ca_certificates'], 'is required with crl_files: a CRL is verified against the CA certificate that signed it')

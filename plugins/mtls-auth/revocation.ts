@@ -31,12 +31,13 @@ export function createOnlineChecker (config: MtlsAuthConfig, deps: PluginDeps): 
   if (config.revocation_check_mode === 'SKIP') return undefined
   return new OnlineRevocationChecker({
     http: deps.http,
-    now: deps.now ?? Date.now,
+    now: deps.now,
     httpTimeoutMs: config.http_timeout,
     cacheTtlMs: config.cert_cache_ttl,
     httpProxy,
     httpsProxy,
     state: revocationState(deps.stash),
+    store: deps.store,
     metrics: deps.revocationMetrics,
     logger: deps.logger,
   })

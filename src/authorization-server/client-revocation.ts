@@ -5,6 +5,7 @@ import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import { admits, OnlineRevocationChecker, revocationState, type RevocationMode } from '../auth/revocation/online-checker.js'
 import { issuerIn } from '../auth/revocation/issuer.js'
 import type { PeerCertificate } from '../server/peer.js'
+import type { StateStore } from '../store/types.js'
 
 /**
  * tls_client_auth certificates checked for revocation like mtls-auth's (issue 18): OCSP at the certificate's AIA
@@ -20,6 +21,7 @@ export interface ClientRevocationOptions {
   readonly http: HttpClient
   readonly now?: () => number
   readonly stash?: Map<string, unknown>
+  readonly store?: StateStore
   readonly metrics?: RevocationMetrics
   readonly logger: Logger
 }
@@ -33,6 +35,7 @@ export function clientRevocationCheck (o: ClientRevocationOptions): ClientRevoca
     httpTimeoutMs: o.httpTimeoutMs,
     cacheTtlMs: o.cacheTtlMs,
     state: revocationState(o.stash),
+    store: o.store,
     metrics: o.metrics,
     logger: o.logger,
   })

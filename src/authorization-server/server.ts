@@ -49,7 +49,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'http' | 'now' | 'stash' | 'revocationMetrics'>>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'http' | 'now' | 'stash' | 'store' | 'revocationMetrics'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -145,6 +145,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     http: deps.http ?? ownHttp!,
     now: deps.now,
     stash: deps.stash,
+    store: deps.store,
     metrics: deps.revocationMetrics,
     logger: log,
   })

@@ -72,10 +72,10 @@ export function createHeaderRevocationCheck (config: HeaderRevocationConfig, hea
   const files = config.certificate_header_ca_certificates
   if (files === undefined) throw new PluginConfigError(['certificate_header_ca_certificates'], `is required with certificate_header_revocation_check_mode ${mode}: answers are verified against the issuing CA`)
   const anchors = loadAnchors(files, deps)
-  const now = deps.now ?? Date.now
+  const now = deps.now
   const checker = new OnlineRevocationChecker({
     http: deps.http, now, httpTimeoutMs: HTTP_TIMEOUT_MS, cacheTtlMs: CACHE_TTL_MS,
-    state: revocationState(deps.stash), metrics: deps.revocationMetrics, logger: deps.logger,
+    state: revocationState(deps.stash), store: deps.store, metrics: deps.revocationMetrics, logger: deps.logger,
   })
   // cert-source keeps one PeerCertificate per header value, so this is once per certificate
   const verdicts = new WeakMap<PeerCertificate, Verdict | Promise<Verdict>>()

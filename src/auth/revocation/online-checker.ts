@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import { LRUCache } from 'lru-cache'
 import type { HttpClient } from '../../http-client/types.js'
+import type { StateStore } from '../../store/types.js'
 import { normalizeSerial } from '../crl.js'
 import { revocationUrls } from './certificate-urls.js'
 import { acceptCrl, CrlFetchError, type FetchedCrl } from './distribution-point-crl.js'
@@ -63,10 +64,19 @@ export interface OnlineCheckerOptions {
   readonly httpProxy?: string
   readonly httpsProxy?: string
   readonly state: RevocationState
+  /**
+   * The shared store (deps.store): answers are published there too, so the other workers and nodes reuse them
+   * instead of each asking the responder. Optional; a store that fails is skipped, never a reason to refuse.
+   */
+  readonly store?: StateStore
   readonly metrics?: RevocationMetrics
   readonly logger?: Logger
 }
 
+/** Store keys: certificate fingerprints (public), never anything secret. */
+const STORE_PREFIX = 'revocation:answer:'
+/** How long a lookup in the shared store may take before the responder is asked directly. */
+const STORE_WAIT_MS = 250
 /** An error answer is retried after this long at most, so a responder that is down is not asked per handshake. */
 const ERROR_RETRY_MS = 30_000
 const MAX_OCSP_RESPONSE_BYTES = 256 * 1024
@@ -86,17 +96,52 @@ export class OnlineRevocationChecker {
     }
     let p = this.o.state.inflight.get(key)
     if (p === undefined) {
-      p = this.lookup(leaf, issuer).catch((err: unknown): OnlineResult =>
-        ({ status: 'error', source: 'none', detail: `revocation check failed: ${(err as Error).message}`, until: this.o.now() + this.errorRetry() }))
-        .then((r) => {
-          this.o.state.answers.set(key, r)
-          this.o.metrics?.check(r.source, r.status)
-          return r
-        })
+      p = this.shared(key).then(async (known) => {
+        if (known !== undefined) {
+          this.o.metrics?.cacheHit('answer')
+          this.o.state.answers.set(key, known)
+          return known
+        }
+        const r = await this.lookup(leaf, issuer).catch((err: unknown): OnlineResult =>
+          ({ status: 'error', source: 'none', detail: `revocation check failed: ${(err as Error).message}`, until: this.o.now() + this.errorRetry() }))
+        this.o.state.answers.set(key, r)
+        this.o.metrics?.check(r.source, r.status)
+        void this.publish(key, r)
+        return r
+      })
         .finally(() => { this.o.state.inflight.delete(key) })
       this.o.state.inflight.set(key, p)
     }
     return p
+  }
+
+  /** An answer another worker or node published, still current; undefined otherwise (or if the store fails). */
+  private async shared (key: string): Promise<OnlineResult | undefined> {
+    if (this.o.store === undefined) return undefined
+    try {
+      // bounded: a shared store that does not answer must not hold a handshake (it is only a cache)
+      const timer: { t?: NodeJS.Timeout } = {}
+      const v = await Promise.race([
+        this.o.store.get(STORE_PREFIX + key),
+        new Promise<undefined>((resolve) => { timer.t = setTimeout(() => resolve(undefined), STORE_WAIT_MS); timer.t.unref() }),
+      ]).finally(() => clearTimeout(timer.t))
+      if (v === undefined) return undefined
+      const r = JSON.parse(v) as OnlineResult
+      const statuses: readonly string[] = ['good', 'revoked', 'unknown', 'error']
+      return statuses.includes(r.status) && typeof r.until === 'number' && this.o.now() < r.until ? r : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  private async publish (key: string, r: OnlineResult): Promise<void> {
+    const ttl = r.until - this.o.now()
+    if (this.o.store === undefined || !(ttl > 0) || !Number.isFinite(ttl)) return
+    try {
+      await this.o.store.set(STORE_PREFIX + key, JSON.stringify(r), ttl)
+    } catch (err) {
+      this.o.logger?.debug({ err: (err as Error).message }, 'revocation answer not shared: the store failed')
+    }
   }
 
   private errorRetry (): number { return Math.min(this.o.cacheTtlMs, ERROR_RETRY_MS) }

@@ -10,6 +10,7 @@ import { RevocationMetrics } from '../../../src/auth/revocation/metrics.js'
 import { createRevocationPki, type RevocationPki } from '../../helpers/revocation-pki.js'
 import { startHarness, testDeps, type Harness } from '../../unit/helpers/plugin-harness.js'
 import type { Issued } from '../../unit/helpers/mtls-pki.js'
+import { storeDeps } from '../../helpers/clock.js'
 
 let pki: RevocationPki
 let deps: PluginDeps
@@ -35,6 +36,9 @@ async function serve (config: Record<string, unknown>, d: PluginDeps = deps): Pr
   open.push(h)
   return h
 }
+
+/** Deps of a new worker: its own stash and, unless given, its own shared store. */
+const fresh = (store = storeDeps(() => clock)): PluginDeps => ({ ...deps, stash: new Map(), ...store })
 
 const as = (c: Issued) => ({ certPem: c.certPem, keyPem: c.keyPem })
 
@@ -88,7 +92,7 @@ describe('revocation_check_mode: every outcome in every mode (real openssl ocsp,
 
 describe('once per TLS session, cached; counted', () => {
   it('requests on one connection and new connections reuse the answer; it is asked again when cert_cache_ttl passes', async () => {
-    const d: PluginDeps = { ...deps, stash: new Map() }
+    const d: PluginDeps = fresh()
     const h = await serve({ revocation_check_mode: 'STRICT', cert_cache_ttl: 20_000 }, d)
     const before = await pki.responder.count()
     const hitsBefore = await metric('certbound_revocation_cache_hits_total', { kind: 'answer' })
@@ -108,7 +112,7 @@ describe('once per TLS session, cached; counted', () => {
   })
 
   it('a resumed TLS session is re-checked once the cached answer expires, and refused if now revoked', async () => {
-    const d: PluginDeps = { ...deps, stash: new Map() }
+    const d: PluginDeps = fresh()
     const h = await serve({ revocation_check_mode: 'STRICT', cert_cache_ttl: 20_000 }, d)
     const before = await pki.responder.count()
     const first = await h.send(as(pki.good))
@@ -128,7 +132,7 @@ describe('once per TLS session, cached; counted', () => {
   })
 
   it('concurrent new connections with one certificate make one OCSP request', async () => {
-    const d: PluginDeps = { ...deps, stash: new Map() }
+    const d: PluginDeps = fresh()
     const h = await serve({ revocation_check_mode: 'STRICT' }, d)
     const before = await pki.responder.count()
     const all = await Promise.all(Array.from({ length: 6 }, () => h.send(as(pki.good))))
@@ -136,12 +140,25 @@ describe('once per TLS session, cached; counted', () => {
     expect(await pki.responder.count()).toBe(before + 1)
   })
 
+  it('answers are shared through the store (deps.store): another worker does not ask the responder again', async () => {
+    const shared = storeDeps(() => clock)
+    const a = await serve({ revocation_check_mode: 'STRICT' }, fresh(shared))
+    const before = await pki.responder.count()
+    expect((await a.send(as(pki.revoked))).status).toBe(401)
+    expect(await pki.responder.count()).toBe(before + 1)
+    const b = await serve({ revocation_check_mode: 'STRICT' }, fresh(shared))
+    const r = await b.send(as(pki.revoked))
+    expect(r.status).toBe(401)
+    expect(r.body.detail).toMatch(/^revoked: OCSP/)
+    expect(await pki.responder.count()).toBe(before + 1)
+  })
+
   it('a reload (a new instance with the same stash) starts from the cached answers', async () => {
     const stash = new Map<string, unknown>()
-    const a = await serve({ revocation_check_mode: 'STRICT' }, { ...deps, stash })
+    const a = await serve({ revocation_check_mode: 'STRICT' }, { ...fresh(), stash })
     expect((await a.send(as(pki.caSigned))).status).toBe(200)
     const before = await pki.caResponder.count()
-    const b = await serve({ revocation_check_mode: 'STRICT' }, { ...deps, stash })
+    const b = await serve({ revocation_check_mode: 'STRICT' }, { ...fresh(), stash })
     expect((await b.send(as(pki.caSigned))).status).toBe(200)
     expect(await pki.caResponder.count()).toBe(before)
   })
@@ -177,7 +194,7 @@ describe('Kong http_proxy_* / https_proxy_*', () => {
 
   it('OCSP requests go through http_proxy_host:http_proxy_port', async () => {
     const port = (proxy.address() as { port: number }).port
-    const h = await serve({ revocation_check_mode: 'STRICT', http_proxy_host: '127.0.0.1', http_proxy_port: port }, { ...deps, stash: new Map() })
+    const h = await serve({ revocation_check_mode: 'STRICT', http_proxy_host: '127.0.0.1', http_proxy_port: port }, fresh())
     expect((await h.send(as(pki.caSigned))).status).toBe(200)
     expect(tunnels).toBeGreaterThan(0)
   })
