@@ -130,7 +130,8 @@ export default definePlugin({
       let leafKnown = false
       if (crls === undefined) return { until, leafKnown }
       // The leaf (unless it is itself a configured anchor), then intermediates below the anchor. STRICT demands a
-      // current CRL for the leaf's issuer; intermediates are checked when a CRL from their issuer is loaded.
+      // good answer for the leaf — from a current CRL file, else online (onlineVerdict); intermediates are checked
+      // when a CRL from their issuer is loaded.
       for (let i = 0; i < chain.length - 1; i++) {
         if (store.fingerprints.has(certificateFingerprint(chain[i]))) break
         const a = crls.status(chain[i], chain[i + 1], at)
