@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { RouteRequestMetrics } from './route-metrics.js'
 import { DashboardStats } from './dashboard/stats.js'
 import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
+import { RevocationMetrics } from '../auth/revocation/metrics.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -19,6 +20,8 @@ export class GatewayMetrics {
   readonly inflight: Gauge
   /** The admin dashboard's recent-traffic memory, fed where requests are counted. */
   readonly dashboard = new DashboardStats()
+  /** Client certificate revocation checks (OCSP, CRL distribution points). */
+  readonly revocation: RevocationMetrics
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -30,6 +33,7 @@ export class GatewayMetrics {
     this.handshakesRefused = new Counter({ name: 'certbound_tls_handshakes_refused_total', help: 'Connections closed before their TLS handshake completed, by reason (timeout: gateway.limits.handshake_timeout; too_many_in_progress: max_handshakes_in_progress; too_many_from_address: max_handshakes_per_address)', labelNames: ['listener', 'reason'], registers })
     this.reloads = new Counter({ name: 'certbound_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers })
     this.inflight = new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled', registers })
+    this.revocation = new RevocationMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 
