@@ -101,7 +101,7 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, onCloseError: (e) => g.closeFailed('plugin or section', e) })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, revocationMetrics: g.metrics.revocation, onCloseError: (e) => g.closeFailed('plugin or section', e) })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     const dest = logDestination(g.logger)
@@ -238,7 +238,7 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, onCloseError: (e) => this.closeFailed('plugin or section', e) })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, revocationMetrics: this.metrics.revocation, onCloseError: (e) => this.closeFailed('plugin or section', e) })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {

@@ -79,6 +79,13 @@ export const authorizationServerSchema = z.strictObject({
   ca_certificates: fileList('PEM file(s) of the CAs tls_client_auth certificates must chain to (RFC 8705 §2.1), relative to the config file. Checked here, not by the listener: its client_ca may trust other CAs').optional(),
   allow_partial_chain: z.boolean().default(false)
     .describe('tls_client_auth: accept a chain that ends at any certificate in ca_certificates (an intermediate CA), not only at a self-signed root (OpenSSL X509_V_FLAG_PARTIAL_CHAIN)'),
+  revocation_check_mode: z.enum(['SKIP', 'IGNORE_CA_ERROR', 'STRICT']).default('IGNORE_CA_ERROR')
+    .describe('tls_client_auth: check the client certificate\'s revocation (OCSP at its AIA responder, else its CRL distribution points), as mtls-auth. ' +
+      'SKIP: no check. IGNORE_CA_ERROR: refuse a revoked certificate, allow (and log) one whose status cannot be had. STRICT: refuse unless it is known good'),
+  revocation_http_timeout: z.number().int().min(1).default(30_000)
+    .describe('tls_client_auth revocation: the longest one OCSP request or CRL download may take, in ms (mtls-auth http_timeout)'),
+  revocation_cache_ttl: z.number().int().min(1000).default(60_000)
+    .describe('tls_client_auth revocation: the longest an answer is reused, in ms, never past its nextUpdate (mtls-auth cert_cache_ttl)'),
   signing_keys: fileList('PEM private key file(s) (EC P-256, Ed25519, RSA ≥ 2048). The first signs; all are published in the JWKS. Rotate by putting the new key first and keeping the old one until its tokens expired').optional(),
   key_store: z.string().min(1).optional()
     .describe('JSON file of signing keys (JWKs), created with one key on first start (mode 0600) so a restart keeps issued tokens valid. The newest key signs; all publish. Default: <state_dir>/signing-keys.json'),

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { TerminalHandler } from '../pipeline/types.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
@@ -19,6 +20,7 @@ export interface ExtensionDeps {
   readonly now: Clock
   /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
   readonly stash?: Map<string, unknown>
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /**

@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { RouteRequestMetrics } from './route-metrics.js'
 import { DashboardStats } from './dashboard/stats.js'
 import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
+import { RevocationMetrics } from '../auth/revocation/metrics.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -21,6 +22,8 @@ export class GatewayMetrics {
   private readonly suppressedErrors: Counter<'where'>
   /** The admin dashboard's recent-traffic memory, fed where requests are counted. */
   readonly dashboard = new DashboardStats()
+  /** Client certificate revocation checks (OCSP, CRL distribution points). */
+  readonly revocation: RevocationMetrics
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -34,6 +37,7 @@ export class GatewayMetrics {
     const inFlight = (): number => this.inFlightNow
     new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled (WebSocket tunnels included)', registers, collect () { this.set(inFlight()) } })
     this.suppressedErrors = new Counter({ name: 'certbound_suppressed_errors_total', help: 'Failures that could not change an answer (a plugin\'s log phase, a close, a final write), each also logged', labelNames: ['where'], registers })
+    this.revocation = new RevocationMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 

@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ConfigErrorCode } from '../errors/codes.js'
 
@@ -77,6 +78,8 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

@@ -12,6 +12,7 @@ import { UpstreamPools } from '../proxy/pools.js'
 import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
 import { InFlight } from './in-flight.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
@@ -48,6 +49,8 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** PluginDeps.revocationMetrics. */
+  revocationMetrics?: RevocationMetrics
   /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
   onCloseError?: (err: unknown) => void
 }
@@ -70,7 +73,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     const sec = cfg.sections[ext.section]
     if (sec === undefined) continue
     try {
-      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash })
+      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics })
       extensions.push({ section: ext.section, path: sec.path, instance: inst })
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -83,7 +86,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now }
+    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
