@@ -42,7 +42,8 @@ describe('the demo (npm start) and the README walkthrough, run as written', () =
     gw.stdout!.on('data', (c: Buffer) => { output += c.toString() })
     gw.stderr!.on('data', (c: Buffer) => { output += c.toString() })
     const deadline = Date.now() + 20_000
-    while (!output.includes('certbound started')) {
+    // the curl hint is written once start() returned, just after 'certbound started': wait for both
+    while (!output.includes('certbound started') || !output.includes('certbound demo is up')) {
       if (Date.now() > deadline || gw.exitCode !== null) throw new Error(`the demo did not start:\n${output}`)
       await new Promise(r => setTimeout(r, 100))
     }
