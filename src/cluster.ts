@@ -1,6 +1,4 @@
 import cluster, { type Worker } from 'node:cluster'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import { Gateway, VERSION, tlsFilesOf } from './gateway.js'
@@ -10,8 +8,13 @@ import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
+import type { ConfigText } from './config/config-set.js'
+import { readConfigTexts } from './config/files.js'
 
-type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' }
+/** A config as sent to workers: the files' texts, or one POST /config text. */
+type Texts = string | readonly ConfigText[]
+
+type ToWorker = { type: 'start', text: Texts } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
@@ -31,7 +34,7 @@ interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt:
 
 export interface PrimaryOptions {
   /** The config text `cfg` was validated from: what workers start with. */
-  readonly text: string
+  readonly text: readonly ConfigText[]
   /** Reload when the config file or a listener's TLS file changes. */
   readonly watch: boolean
 }
@@ -43,12 +46,12 @@ export interface PrimaryOptions {
  * shutdown, and restarts a crashed worker. Workers get the config text from the primary (never the file), so a
  * config applied with POST /config survives a worker's restart, and every worker runs the text that was validated.
  */
-export async function runPrimary (configFile: string, cfg: LoadedConfig, logger: Logger, opts: PrimaryOptions): Promise<void> {
+export async function runPrimary (configFile: string | readonly string[], cfg: LoadedConfig, logger: Logger, opts: PrimaryOptions): Promise<void> {
   const n = cfg.settings.workers
   const workers = new Map<number, WorkerEntry>()
   let stopping = false
   let current = cfg
-  let liveText = opts.text
+  let liveText: Texts = opts.text
   let restartDelay = RESTART_MIN_MS
   const startedAt = new Date()
   const metrics = new GatewayMetrics()
@@ -95,7 +98,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   for (let i = 0; i < n; i++) fork()
 
   /** Send a reload to every live worker; resolves with the failures once each answered (or RELOAD_ACK_MS passed). */
-  const broadcastReload = (text: string): Promise<string[]> => new Promise((done) => {
+  const broadcastReload = (text: Texts): Promise<string[]> => new Promise((done) => {
     const id = ++reloadSeq
     const failures: string[] = []
     const waiting = new Set(workers.keys())
@@ -110,16 +113,16 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   })
 
   let reloading: Promise<unknown> = Promise.resolve()
-  const doReload = async (given?: string): Promise<ClusterReload> => {
-    let text: string
+  const doReload = async (given?: Texts): Promise<ClusterReload> => {
+    let text: Texts
     let next: LoadedConfig
     try {
-      text = given ?? readFileSync(resolve(configFile), 'utf8')
+      text = given ?? readConfigTexts(typeof configFile === 'string' ? [configFile] : configFile)
       next = await Gateway.check(configFile, { configText: text })
     } catch (e) {
       if (e instanceof ConfigError) {
         logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
-        return { ok: false, errors: formatDiagnostics(e.file, e.diagnostics), diagnostics: e.diagnostics }
+        return { ok: false, errors: formatDiagnostics(e.files, e.diagnostics), diagnostics: e.diagnostics }
       }
       logger.error({ err: (e as Error).message }, 'config reload failed; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
@@ -136,7 +139,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     return { ok: true }
   }
   /** Reloads are serialised, as in a single process. */
-  const reload = (text?: string): Promise<ClusterReload> => {
+  const reload = (text?: Texts): Promise<ClusterReload> => {
     const r = reloading.then(() => doReload(text))
     reloading = r.catch(() => undefined)
     return r
@@ -207,7 +210,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
  * A worker: the full gateway without the admin listener, driven by the primary's messages. It asks for its
  * config text first; messages that arrive while it starts are queued, so a reload sent meanwhile is not lost.
  */
-export async function runWorker (configFile: string): Promise<void> {
+export async function runWorker (configFile: string | readonly string[]): Promise<void> {
   const send = (m: FromWorker): void => { if (process.send !== undefined) process.send(m) }
   const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
@@ -215,7 +218,7 @@ export async function runWorker (configFile: string): Promise<void> {
   process.on('SIGHUP', () => undefined)
   process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
   const queued: ToWorker[] = []
-  let onStart: ((text: string) => void) | undefined
+  let onStart: ((text: Texts) => void) | undefined
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
     if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
@@ -226,7 +229,7 @@ export async function runWorker (configFile: string): Promise<void> {
     if (running.gw === undefined) queued.push(m)
     else handle(running.gw, m)
   })
-  const text = await new Promise<string>((res) => { onStart = res; send({ type: 'hello' }) })
+  const text = await new Promise<Texts>((res) => { onStart = res; send({ type: 'hello' }) })
   onStart = undefined
   const g = await Gateway.start({ configFile, configText: text, admin: false })
   running.gw = g

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { X509Certificate } from 'node:crypto'
@@ -47,7 +47,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'dryRun'>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -95,7 +95,8 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   let stateDir: string | undefined
   if (config.state_dir !== undefined) {
     stateDir = deps.resolvePath(config.state_dir)
-    try { mkdirSync(stateDir, { recursive: true, mode: 0o700 }) } catch (e) {
+    // `certbound validate` writes nothing: the directory and the key store are created by start only
+    if (deps.dryRun !== true) try { mkdirSync(stateDir, { recursive: true, mode: 0o700 }) } catch (e) {
       problems.push({ path: ['state_dir'], code: 'CB_CFG_FILE', message: `cannot create ${config.state_dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` })
     }
   }
@@ -112,7 +113,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
         log.warn('no key_store or state_dir: signing keys are ephemeral, every restart invalidates issued tokens')
         keys = await ephemeralKeys(alg)
       } else if (problems.every(p => p.path[0] !== 'state_dir')) {
-        keys = await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
+        keys = deps.dryRun === true && !existsSync(storeFile) ? await ephemeralKeys(alg) : await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
       }
     }
   } catch (e) {

@@ -12,6 +12,8 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
+  /** `certbound validate`: check everything, write nothing (no state_dir, no key store). */
+  readonly dryRun?: boolean
 }
 
 /** What an extension serves: requests handled before routing, and services for plugins (deps.local). */

@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { LoadedConfig, ResolvedPlugin, ResolvedRoute, ResolvedService } from '../config/validate.js'
 import { ConfigError, formatPath } from '../config/diagnostic.js'
+import { sortDiagnostics } from '../config/config-set.js'
 import type { PluginDeps, PluginInstance, LocalServices } from '../pipeline/types.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import type { GatewayExtension, ExtensionInstance } from '../extensions/types.js'
@@ -37,6 +38,8 @@ export interface CompileOptions {
   extensions: readonly GatewayExtension[]
   /** PluginDeps.stash: state plugin instances hand on to their successors across reloads. */
   stash?: Map<string, unknown>
+  /** `certbound validate`: extensions check without writing anything. */
+  dryRun?: boolean
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -45,19 +48,20 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const http = createHttpClient({ trustedCa: cfg.trustedCa })
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
-  const resolvePath = (p: string): string => resolve(cfg.baseDir, p)
   const extensions: ExtensionInstance[] = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
     await Promise.allSettled(cleanup.map(c => c()))
-    throw new ConfigError(cfg.file, [...src.diagnostics].sort((a, b) => a.line - b.line || a.col - b.col))
+    throw new ConfigError(cfg.files, sortDiagnostics(src.diagnostics, cfg.files))
   }
 
   for (const ext of opts.extensions) {
     const sec = cfg.sections[ext.section]
     if (sec === undefined) continue
     try {
-      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path })
+      // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
+      const dir = src.dirOf(sec.path)
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, dryRun: opts.dryRun })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -70,7 +74,8 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash }
+    const dir = src.dirOf(rp.path)
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })

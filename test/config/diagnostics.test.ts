@@ -575,7 +575,7 @@ ${SERVICE}        plugins:
     expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/gateway\.yml: OK — 1 listener\(s\), 1 service\(s\), 1 route\(s\), 1 plugin\(s\); config hash [0-9a-f]{16}$/)
+    expect(lines[0]).toMatch(/gateway\.yml: OK — 1 listener\(s\), 1 service\(s\), 1 route\(s\), 1 plugin\(s\), 0 consumer\(s\); config hash [0-9a-f]{16}$/)
   })
 
   it('validate -c FILE: exit 1 and every error, each with file:line:col, code and path', async () => {
@@ -641,8 +641,8 @@ plugins:
   it('--help, and --help on each command, prints its usage and exits 0', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--help'], /^certbound \S+ — /],
-      [['start', '--help'], /^usage: certbound start -c FILE/],
-      [['validate', '--help'], /^usage: certbound validate -c FILE/],
+      [['start', '--help'], /^usage: certbound start \[-c FILE\|DIR\]/],
+      [['validate', '--help'], /^usage: certbound validate \[-c FILE\|DIR\]/],
       [['certs', '--help'], /^usage: certbound certs --out DIR/],
       [['hash-secret', '--help'], /^usage: echo -n "\$SECRET" \| certbound hash-secret/],
     ]
@@ -653,9 +653,9 @@ plugins:
     })
   })
 
-  it('an unknown command exits 1 with the usage', async () => {
+  it('an unknown command exits 2 with the one-line usage', async () => {
     const r = await cli(['frobnicate'])
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toContain('unknown command "frobnicate"')
   })
 })
