@@ -1,6 +1,7 @@
 import type { ConfigReporter } from './config-set.js'
 import type { ConsumerConfig } from './schema.js'
 import type { Consumer } from '../pipeline/context.js'
+import { salvaged } from './salvage.js'
 
 /** A consumer as requests see it (frozen), and where it is in the config. */
 export interface ResolvedConsumer extends Consumer {
@@ -16,7 +17,8 @@ export function resolveConsumers (src: ConfigReporter, list: readonly ConsumerCo
   const seen = { username: new Map<string, number>(), custom_id: new Map<string, number>(), id: new Map<string, number>() }
   list.forEach((c, i) => {
     const p = ['consumers', i]
-    if (c.username === undefined && c.custom_id === undefined) { src.report(p, 'CB_CFG_REQUIRED', 'a consumer needs username or custom_id (or both)'); return }
+    // a consumer whose custom_id was refused (reported) is not also missing one
+    if (c.username === undefined && c.custom_id === undefined && !salvaged.has(c)) { src.report(p, 'CB_CFG_REQUIRED', 'a consumer needs username or custom_id (or both)'); return }
     let dup = false
     for (const k of ['username', 'custom_id', 'id'] as const) {
       const v = c[k]
@@ -33,6 +35,7 @@ export function resolveConsumers (src: ConfigReporter, list: readonly ConsumerCo
       groups: Object.freeze(groups),
       path: p,
     }))
+    if (c.username === undefined && c.custom_id === undefined) out.pop()
   })
   return out
 }

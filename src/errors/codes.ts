@@ -26,6 +26,10 @@ export const ERRORS = {
   CB_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'An invalid response was received from the upstream server' },
   CB_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server is timing out' },
   CB_ERR_INTERNAL: { status: 500, message: 'An unexpected error occurred' },
+  // consumers (Kong's acl)
+  CB_ERR_ACL_FORBIDDEN: { status: 403, message: 'You cannot consume this service' },
+  CB_ERR_NOT_AUTHENTICATED: { status: 401, message: 'Unauthorized' },
+  CB_ERR_CONSUMER_NOT_FOUND: { status: 403, message: 'Forbidden' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS

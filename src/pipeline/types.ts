@@ -1,3 +1,4 @@
+import type { ConsumerDirectory } from './consumers.js'
 import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
@@ -57,6 +58,8 @@ export interface PluginDeps {
    * chosen by the plugin and must include every setting the value depends on. Absent in `certbound validate`.
    */
   readonly stash?: Map<string, unknown>
+  /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */
+  readonly consumers?: ConsumerDirectory
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

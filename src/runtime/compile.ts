@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { LoadedConfig, ResolvedPlugin, ResolvedRoute, ResolvedService } from '../config/validate.js'
 import { ConfigError, formatPath } from '../config/diagnostic.js'
 import { sortDiagnostics } from '../config/config-set.js'
+import { CONSUMER_HEADERS, createConsumerDirectory } from '../pipeline/consumers.js'
 import type { PluginDeps, PluginInstance, LocalServices } from '../pipeline/types.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import type { GatewayExtension, ExtensionInstance } from '../extensions/types.js'
@@ -71,11 +72,12 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     }
   }
 
+  const consumers = createConsumerDirectory(cfg.consumers)
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, consumers }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -93,6 +95,8 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const routes: CompiledRoute[] = []
   const stripNames = new Set<string>()
   let requestClientCertificate = false
+  // strip before set: no client may pose as a consumer, whichever plugins the route has (Kong's X-Consumer-*)
+  for (const h of CONSUMER_HEADERS) stripNames.add(h)
   for (const inst of instances.values()) {
     for (const h of inst.instance.identityHeaders ?? []) stripNames.add(h.toLowerCase())
     if (inst.instance.requestClientCertificate === true) requestClientCertificate = true
@@ -104,6 +108,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     routes.push(route)
     specs.push({ route, paths: r.paths, methods: r.methods, hosts: r.hosts, headers: r.headers, regexPriority: r.regexPriority, order })
   })
+  checkClientCertificateReachable(cfg, instances)
   if (src.diagnostics.length > 0) return await fail()
 
   const pools = new UpstreamPools(cfg.trustedCa)
@@ -130,6 +135,28 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     },
   }
   return runtime
+}
+
+/**
+ * A plugin that needs the client certificate, with no TLS listener to ask for one, refuses every request (401):
+ * a Kong file has no listeners (they are in kong.conf), so a decK file run as it is would fail silently at the
+ * first request. Say so at load instead. A certificate from a trusted proxy's header (certificate_header) needs
+ * no TLS listener.
+ */
+function checkClientCertificateReachable (cfg: LoadedConfig, instances: ReadonlyMap<string, { plugin: ResolvedPlugin, instance: PluginInstance }>): void {
+  if (cfg.listeners.some(l => l.tls !== undefined)) return
+  const reported = new Set<string>()
+  for (const r of cfg.routes) {
+    for (const p of r.plugins) {
+      const inst = instances.get(p.key)
+      if (inst?.instance.requestClientCertificate !== true || reported.has(p.key)) continue
+      if ((p.config as { certificate_header?: unknown } | null)?.certificate_header !== undefined) continue
+      reported.add(p.key)
+      cfg.source.report([...p.path, 'name'], 'CB_CFG_NO_TLS_LISTENER',
+        `plugin "${p.def.name}" on route "${r.name}" needs the client certificate, but no listener has tls: every request would be refused. ` +
+        'Add gateway.listen[].tls (cert, key, client_ca): a Kong file has no listeners, certbound\'s are in its gateway: section')
+    }
+  }
 }
 
 /** A route whose chain reads `credential` must have a token plugin before that plugin. */
