@@ -1,9 +1,12 @@
 import type { ServerResponse } from 'node:http'
 import { GatewayError } from './gateway-error.js'
 
-/** Send a GatewayError as the response: JSON `{"message": ...}` unless the error carries its own body. */
-export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): void {
-  if (res.headersSent) { res.destroy(); return }
+/**
+ * Send a GatewayError as the response: JSON `{"message": ...}` unless the error carries its own body. Returns the
+ * body's length in bytes (the access log's `bytes`), 0 when nothing could be sent.
+ */
+export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): number {
+  if (res.headersSent) { res.destroy(); return 0 }
   const body = err.body ?? JSON.stringify({ message: err.message })
   const headers: Record<string, string | number> = {
     'content-type': err.contentType ?? 'application/json; charset=utf-8',
@@ -14,6 +17,7 @@ export function sendError (res: ServerResponse, err: GatewayError, requestId?: s
   if (requestId !== undefined) headers['x-request-id'] = requestId
   res.writeHead(err.status, headers)
   res.end(body)
+  return headers['content-length'] as number
 }
 
 /** A plain JSON answer from the gateway itself. */

@@ -112,7 +112,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
   }
 
-  function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined): void {
+  function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined, sentBytes = 0): void {
     const totalMs = Number(process.hrtime.bigint() - startNs) / 1e6
     metrics.request(route, status, totalMs / 1000)
     if (r?.failure !== undefined && r.failure !== 'client_closed' && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, r.failure)
@@ -126,7 +126,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       method: req.method,
       path,
       status,
-      bytes: r?.bytes ?? 0,
+      // proxied: the upstream body's bytes; answered by the gateway (errors, request-termination): its own body's
+      bytes: r?.bytes ?? sentBytes,
       total_ms: totalMs,
       upstream_ms: r?.upstreamMs,
       retries: r !== undefined && r.retries > 0 ? r.retries : undefined,
@@ -136,8 +137,9 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       cert_x5t: cert?.x5tS256,
       sub: cred?.sub,
       client_id: cred?.clientId,
-      err: err === undefined ? undefined : err.code,
-      reason: err?.detail,
+      // a 2xx/3xx the gateway wrote itself (request-termination) is an answer, not an error
+      err: err === undefined || err.status < 400 ? undefined : err.code,
+      reason: err === undefined || err.status < 400 ? undefined : err.detail,
     })
   }
 
@@ -197,6 +199,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     let failure: GatewayError | undefined
     let ctx: RequestContext | undefined
     let path = req.url ?? ''
+    let sentBytes = 0
     try {
       const malformed = malformedRequest(req)
       if (malformed !== undefined) throw malformed
@@ -222,12 +225,12 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      sendError(res, failure, id)
+      sentBytes = sendError(res, failure, id)
     } finally {
       rt.inflight--
       const status = result?.status ?? (failure?.status ?? res.statusCode)
       if (ctx !== undefined) for (const l of ctx.route.log) { try { l(ctx, status) } catch { /* log phase never throws */ } }
-      if (routeName !== '(internal)') accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
+      if (routeName !== '(internal)') accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure, sentBytes)
     }
   }
 
@@ -244,15 +247,15 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       ? undefined
       : new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade: ${String(upgrade)} is not supported (only websocket)` }))
     if (refused !== undefined) {
-      writeRaw(socket, refused)
-      accessLog(rt, req, id, '(none)', '', refused.status, startNs, undefined, undefined, refused)
+      const sent = writeRaw(socket, refused)
+      accessLog(rt, req, id, '(none)', '', refused.status, startNs, undefined, undefined, refused, sent)
       return
     }
     const p = prepare(req, rt, id, startNs, splitTarget(req.url))
     if (p.err !== undefined || p.ctx === undefined || p.match === undefined) {
       const err = p.err ?? new GatewayError('CB_ERR_BAD_REQUEST')
-      writeRaw(socket, err)
-      accessLog(rt, req, id, '(none)', p.parsed?.path ?? '', err.status, startNs, undefined, undefined, err)
+      const sent = writeRaw(socket, err)
+      accessLog(rt, req, id, '(none)', p.parsed?.path ?? '', err.status, startNs, undefined, undefined, err, sent)
       return
     }
     const ctx = p.ctx
@@ -260,8 +263,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       for (const a of ctx.route.access) { const r = a(ctx); if (r !== undefined) await r }
     } catch (e) {
       const err = errorFor(e)
-      writeRaw(socket, err)
-      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err)
+      const sent = writeRaw(socket, err)
+      accessLog(rt, req, id, ctx.route.name, ctx.path, err.status, startNs, undefined, ctx, err, sent)
       return
     }
     const upstreamHost = ctx.route.preserveHost && req.headers.host !== undefined ? req.headers.host : ctx.route.service.hostHeader
@@ -282,9 +285,12 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
   return { handle, handleUpgrade }
 }
 
-function writeRaw (socket: Duplex, err: GatewayError): void {
+/** Answer an upgrade request on its raw socket; returns the body's bytes (0 when the socket was gone). */
+function writeRaw (socket: Duplex, err: GatewayError): number {
   const body = JSON.stringify({ message: err.message })
   let head = `HTTP/1.1 ${err.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`
   for (const [k, v] of Object.entries(err.headers ?? {})) if (k !== 'connection') head += `${k}: ${v}\r\n`
-  if (socket.writable) socket.end(head + '\r\n' + body)
+  if (!socket.writable) return 0
+  socket.end(head + '\r\n' + body)
+  return Buffer.byteLength(body)
 }

@@ -163,6 +163,8 @@ describe('openid-connect consumer_claim + consumer_by', () => {
     expect(h['x-consumer-username']).toBe('client1')
     expect(h['x-consumer-custom-id']).toBe('c-1')
     expect(h['x-consumer-groups']).toBe('gold, staff')
+    // X-Credential-Token-Type on the JWT path too (a JWT has no token_type claim: it was presented as Bearer)
+    expect(h['x-credential-token-type']).toBe('Bearer')
   })
 
   it('a claim that names no consumer: 403 (consumer_optional false)', async () => {
