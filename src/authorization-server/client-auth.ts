@@ -10,7 +10,7 @@ import { verifySecret } from './secret-hash.js'
 import type { AuthMethod } from './schema.js'
 
 /** Verifies a client certificate's chain against the configured CAs (RFC 8705 §2.1). */
-export type ChainVerifier = (cert: PeerCertificate) => { ok: true } | { ok: false, reason: string }
+export type ChainVerifier = (cert: PeerCertificate, tls: TlsIdentity) => { ok: true } | { ok: false, reason: string }
 
 /** A client that proved who it is, and how. */
 export interface AuthenticatedClient {
@@ -69,7 +69,7 @@ export class ClientAuthenticator {
         if (p.basic !== undefined || p.postSecret !== undefined) throw fail(`presented a client secret; the client is registered for ${client.method}`)
         const cert = tls?.certificate ?? null
         if (cert === null) throw fail('no TLS client certificate on the connection', `client authentication failed: ${client.method} needs a TLS client certificate`)
-        const why = client.method === 'tls_client_auth' ? this.checkPki(client, cert) : checkSelfSigned(client, cert)
+        const why = client.method === 'tls_client_auth' ? this.checkPki(client, cert, tls!) : checkSelfSigned(client, cert)
         if (why !== undefined) throw fail(`${why} (certificate subject "${cert.subject}", x5t#S256 ${cert.x5tS256})`)
         return { client, method: client.method }
       }
@@ -77,8 +77,8 @@ export class ClientAuthenticator {
   }
 
   /** RFC 8705 §2.1: chains to ca_certificates, and carries the registered subject. Undefined = ok. */
-  private checkPki (client: CompiledClient, cert: PeerCertificate): string | undefined {
-    const chain = this.verifyChain(cert)
+  private checkPki (client: CompiledClient, cert: PeerCertificate, tls: TlsIdentity): string | undefined {
+    const chain = this.verifyChain(cert, tls)
     if (!chain.ok) return chain.reason
     if (!client.subject!.matches(cert)) return `the certificate does not match ${client.subject!.describe}`
     return undefined

@@ -12,6 +12,8 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
+  /** The gateway's listeners: which have a client_ca (the authorization server's default tls_client_auth trust). */
+  readonly listeners?: ReadonlyArray<{ readonly address: string, readonly clientCa: boolean }>
   /** `certbound validate`: check everything, write nothing (no state_dir, no key store). */
   readonly dryRun?: boolean
 }

@@ -62,7 +62,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     try {
       // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
       const dir = src.dirOf(sec.path)
-      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, dryRun: opts.dryRun })
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
