@@ -14,15 +14,25 @@ import { readConfigTexts } from './config/files.js'
 /** A config as sent to workers: the files' texts, or one POST /config text. */
 type Texts = string | readonly ConfigText[]
 
-type ToWorker = { type: 'start', text: Texts } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' }
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
+import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
+import type { StoreStatus } from './store/types.js'
+
+type ToWorker = { type: 'start', text: Texts } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' } | { type: 'dashboard', id: number }
+type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
   | { type: 'status', ready: boolean, hash: string }
   | { type: 'reloaded', id: number, ok: boolean, hash?: string, errors?: string }
+  | { type: 'dashboard', id: number, data: DashboardData }
 
 /** How long the primary waits for every worker to apply a reload before answering. */
 const RELOAD_ACK_MS = 30_000
+/** How long the dashboard waits for the workers' counters; a worker that is late is left out of that poll. */
+const DASHBOARD_ANSWER_MS = 1_000
 /** A worker that dies younger than this is crash-looping: its restart is delayed more each time (up to 10 s). */
 const STABLE_MS = 5_000
 const RESTART_MIN_MS = 500
@@ -58,6 +68,9 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
   const aggregator = new AggregatorRegistry()
   let reloadSeq = 0
   const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
+  const reloads = new ReloadHistory()
+  let dashboardSeq = 0
+  const dashboardAsks = new Map<number, { waiting: Set<number>, got: DashboardData[], done(): void }>()
 
   const settle = (id: number): void => {
     const a = acks.get(id)
@@ -74,6 +87,10 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
       if (e === undefined || typeof m !== 'object' || m === null) return
       if (m.type === 'hello') w.send({ type: 'start', text: liveText } satisfies ToWorker)
       if (m.type === 'ready' || m.type === 'status') { e.ready = m.ready; e.hash = m.hash }
+      if (m.type === 'dashboard') {
+        const a = dashboardAsks.get(m.id)
+        if (a !== undefined && a.waiting.delete(w.id)) { a.got.push(m.data); if (a.waiting.size === 0) a.done() }
+      }
       if (m.type === 'reloaded') {
         if (m.ok && m.hash !== undefined) e.hash = m.hash
         const a = acks.get(m.id)
@@ -140,7 +157,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
   }
   /** Reloads are serialised, as in a single process. */
   const reload = (text?: Texts): Promise<ClusterReload> => {
-    const r = reloading.then(() => doReload(text))
+    const r = reloading.then(() => doReload(text)).then((res) => { reloads.record(res.ok ? { ok: true, hash: current.hash } : res); return res })
     reloading = r.catch(() => undefined)
     return r
   }
@@ -156,30 +173,60 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
     watcher.setFiles(tlsFilesOf(cfg))
   }
 
+  /** Every live worker's dashboard counters (those that answer within DASHBOARD_ANSWER_MS). */
+  const askWorkers = (): Promise<DashboardData[]> => new Promise((done) => {
+    const id = ++dashboardSeq
+    const got: DashboardData[] = []
+    const waiting = new Set(workers.keys())
+    const finish = (): void => { clearTimeout(timer); dashboardAsks.delete(id); done(got) }
+    const timer = setTimeout(finish, DASHBOARD_ANSWER_MS)
+    dashboardAsks.set(id, { waiting, got, done: finish })
+    for (const wid of waiting) workers.get(wid)?.worker.send({ type: 'dashboard', id } satisfies ToWorker)
+    if (waiting.size === 0) finish()
+  })
+
+  const statusOf = () => {
+    const ws = [...workers.values()]
+    const reasons: string[] = []
+    if (stopping) reasons.push('stopping')
+    if (ws.length < n) reasons.push(`${ws.length} of ${n} workers running`)
+    for (const w of ws) if (!w.ready) reasons.push(`worker ${w.worker.process.pid} is not ready`)
+    return {
+      ready: reasons.length === 0,
+      config_hash: current.hash,
+      started_at: startedAt.toISOString(),
+      uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      version: VERSION,
+      workers: ws.length,
+      worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
+      reasons: reasons.length > 0 ? reasons : undefined,
+    }
+  }
+
   let admin: ReturnType<typeof createAdminServer> | undefined
   if (cfg.adminListen !== undefined) {
     admin = createAdminServer({
       metrics,
       metricsText: () => aggregator.clusterMetrics(),
-      status: () => {
-        const ws = [...workers.values()]
-        const reasons: string[] = []
-        if (stopping) reasons.push('stopping')
-        if (ws.length < n) reasons.push(`${ws.length} of ${n} workers running`)
-        for (const w of ws) if (!w.ready) reasons.push(`worker ${w.worker.process.pid} is not ready`)
-        return {
-          ready: reasons.length === 0,
-          config_hash: current.hash,
-          started_at: startedAt.toISOString(),
-          uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
-          version: VERSION,
-          workers: ws.length,
-          worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
-          reasons: reasons.length > 0 ? reasons : undefined,
-        }
-      },
+      status: statusOf,
       reload: (yaml) => reload(yaml),
       allow: () => new CidrSet(current.settings.admin_allow),
+      dashboard: {
+        settings: () => current.settings.admin_dashboard,
+        summary: async () => {
+          const data = await askWorkers()
+          return buildSummary({
+            now: Date.now(),
+            config: current,
+            // workers that answered in time: fewer than `workers` means these counts are partial
+            status: { ...statusOf(), reporting_workers: data.length },
+            stats: mergeSnapshots(data.length > 0 ? data.map(d => d.stats) : [metrics.dashboard.snapshot()]),
+            clients: mergeClientRows(data.map(d => d.clients)),
+            reloads: reloads.summary(),
+            store: mergeStoreStatus(data.map(d => d.store)),
+          })
+        },
+      },
     })
     await new Promise<void>((res) => admin!.listen(cfg.adminListen!.port, cfg.adminListen!.host, () => res()))
   }
@@ -222,6 +269,7 @@ export async function runWorker (configFile: string | readonly string[]): Promis
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
     if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
+    if (m.type === 'dashboard') send({ type: 'dashboard', id: m.id, data: g.dashboardData() })
   }
   process.on('message', (m: ToWorker) => {
     if (typeof m !== 'object' || m === null) return

@@ -13,11 +13,17 @@ import { compileRuntime, type Runtime } from './runtime/compile.js'
 import { createLogger } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
+import type { StatsSnapshot } from './observability/dashboard/stats.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import { createRequestHandler } from './server/handler.js'
 import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
+import { MemoryStore } from './store/memory.js'
+import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
 
 export const VERSION = '0.1.0'
 
@@ -40,6 +46,8 @@ export interface GatewayOptions {
   admin?: boolean
   /** Called after every applied reload (cluster workers report to the primary). */
   onReload?: (r: ReloadResult) => void
+  /** The clock for every TTL, window and expiry (default the system clock); tests pass one they move. */
+  now?: Clock
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -53,6 +61,8 @@ export interface ListenerAddress { readonly url: string, readonly host: string, 
 export class Gateway {
   readonly logger: Logger
   readonly metrics: GatewayMetrics
+  /** Reloads as the admin dashboard lists them. */
+  readonly reloads = new ReloadHistory()
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -67,10 +77,15 @@ export class Gateway {
   private closed = false
   private plugins!: Awaited<ReturnType<typeof loadPlugins>>
   private extensions!: GatewayExtension[]
+  /** Shared state: outlives reloads; closed last. */
+  readonly store: StateStore
+  readonly now: Clock
 
   private constructor (private readonly opts: GatewayOptions) {
     this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
+    this.now = opts.now ?? systemClock
+    this.store = new MemoryStore({ now: this.now })
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -78,7 +93,8 @@ export class Gateway {
     const g = new Gateway({ configFile, env: opts.env, logger: opts.logger ?? createLogger({ level: 'silent' }), configText: opts.configText })
     await g.init()
     const cfg = await g.load(g.texts(opts.configText))
-    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, dryRun: opts.dryRun })
+    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now, dryRun: opts.dryRun })
+    await g.store.close()
     await rt.close(0)
     return cfg
   }
@@ -88,7 +104,7 @@ export class Gateway {
     await g.init()
     const text = g.texts(opts.configText)
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
@@ -146,6 +162,7 @@ export class Gateway {
         status: () => this.status(),
         reload: (yaml) => this.reload(yaml),
         allow: () => this.runtime.adminAllow,
+        dashboard: { summary: () => this.dashboardSummary(), settings: () => this.runtime.config.settings.admin_dashboard },
       })
       await new Promise<void>((res, rej) => {
         this.admin!.once('error', rej)
@@ -183,6 +200,27 @@ export class Gateway {
     }
   }
 
+  /** This process's dashboard data: what a cluster worker sends the primary. */
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus } {
+    let clients: ClientActivityRow[] | undefined
+    for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
+    return { stats: this.metrics.dashboard.snapshot(), clients, store: this.store.status() }
+  }
+
+  /** GET /api/summary (admin listener). */
+  async dashboardSummary (): Promise<DashboardSummary> {
+    const d = this.dashboardData()
+    return buildSummary({
+      now: Date.now(),
+      config: this.runtime.config,
+      status: this.status(),
+      stats: d.stats,
+      clients: d.clients,
+      reloads: this.reloads.summary(),
+      store: d.store,
+    })
+  }
+
   /**
    * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
    * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
@@ -194,6 +232,7 @@ export class Gateway {
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
+      this.reloads.record(r)
       this.opts.onReload?.(r)
       return r
     } finally { this.reloading = undefined }
@@ -205,7 +244,7 @@ export class Gateway {
     try {
       text = this.texts(given)
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -314,6 +353,7 @@ export class Gateway {
       await new Promise<void>(r => this.admin!.close(() => r()))
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
+    await this.store.close()
     this.logger.info('certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })

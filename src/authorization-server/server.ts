@@ -10,6 +10,7 @@ import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { certificateValidity, createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { ClientActivity } from './client-activity.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -48,7 +49,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'dryRun' | 'listeners'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'stash' | 'dryRun' | 'listeners'>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -160,9 +161,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   })
 
   const max = config.max_body_size
-  const token = tokenEndpoint({ auth, tokens, defaultAudience })
+  const activity = ClientActivity.shared(deps.stash, clients.keys())
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, activity })
   const introspect = introspectionEndpoint({ auth, tokens })
-  const revoke = revocationEndpoint({ auth, tokens, revocations })
+  const revoke = revocationEndpoint({ auth, tokens, revocations, activity })
   const formRoutes = new Map<string, Route>([
     [paths.token, (req, res, info) => serveForm(req, res, info, 'token', max, token)],
     [paths.introspection, (req, res, info) => serveForm(req, res, info, 'introspection', max, introspect)],
@@ -205,6 +207,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       const done = route(req, res, info)
       return done === undefined ? true : done.then(() => true)
     },
+    dashboardClients: () => activity.rows(clients.values()),
     close: async function closeAuthorizationServer () { await revocationStore.close() },
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { adminDashboardSchema } from './admin-dashboard.js'
 
 /** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
 export const duration = (d: string) => z.number().int().min(0).describe(d)
@@ -122,8 +123,9 @@ export const consumerSchema = z.strictObject({
 
 export const gatewaySchema = z.strictObject({
   listen: z.array(listenSchema).min(1).default([{ address: '127.0.0.1:8000', tls: undefined }]),
-  admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config)'),
-  admin_allow: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('CIDRs allowed to POST /config'),
+  admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config, the dashboard at /)'),
+  admin_allow: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('CIDRs allowed to POST /config and to see the dashboard (GET /, GET /api/summary)'),
+  admin_dashboard: adminDashboardSchema.prefault({}).describe('The admin dashboard (GET /, GET /api/summary on admin_listen)'),
   trusted_certificates: z.union([z.string(), z.array(z.string())]).optional().describe('Extra CAs for outbound TLS (IdPs, upstreams)'),
   trusted_ips: z.array(z.string()).default([]).describe('Proxies whose X-Forwarded-For is kept (the real peer is appended)'),
   workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),

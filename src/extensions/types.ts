@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
+import type { Clock, StateStore } from '../store/types.js'
+import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -12,6 +14,12 @@ export interface ExtensionDeps {
   readonly http: HttpClient
   /** The gateway's listeners once bound (for building absolute URLs such as the issuer). */
   readonly where: readonly PathKey[]
+  /** Shared state, as PluginDeps.store. */
+  readonly store: StateStore
+  /** The clock, as PluginDeps.now. */
+  readonly now: Clock
+  /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
+  readonly stash?: Map<string, unknown>
   /** The gateway's listeners: which have a client_ca (the authorization server's default tls_client_auth trust). */
   readonly listeners?: ReadonlyArray<{ readonly address: string, readonly clientCa: boolean }>
   /** `certbound validate`: check everything, write nothing (no state_dir, no key store). */
@@ -29,6 +37,8 @@ export interface ExtensionInstance {
   readonly services?: ReadonlyMap<string, unknown>
   /** Paths this extension serves, so routes can't shadow them silently (logged at load). */
   readonly paths?: readonly string[]
+  /** The OAuth clients an authorization server knows, with their token counts (admin dashboard). */
+  dashboardClients?(): readonly ClientActivityRow[]
   close?(): Promise<void>
 }
 

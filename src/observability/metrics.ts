@@ -1,5 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { RouteRequestMetrics } from './route-metrics.js'
+import { DashboardStats } from './dashboard/stats.js'
+import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -13,6 +15,8 @@ export class GatewayMetrics {
   private readonly certFailures: Counter<'listener' | 'reason'>
   readonly reloads: Counter<'result'>
   readonly inflight: Gauge
+  /** The admin dashboard's recent-traffic memory, fed where requests are counted. */
+  readonly dashboard = new DashboardStats()
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -29,5 +33,9 @@ export class GatewayMetrics {
 
   upstreamError (service: string, kind: string): void { this.upstreamErrors.inc({ service, kind }) }
   handshake (listener: string): void { this.handshakes.inc({ listener }) }
-  certFailure (listener: string, reason: string): void { this.certFailures.inc({ listener, reason }) }
+  certFailure (listener: string, reason: string): void {
+    this.certFailures.inc({ listener, reason })
+    // a connection reset is not a refusal of the client
+    if (reason !== 'reset') this.dashboard.refusal(TLS_REFUSAL_PREFIX + reason.toUpperCase())
+  }
 }

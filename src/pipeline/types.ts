@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { Clock, StateStore } from '../store/types.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -58,6 +59,10 @@ export interface PluginDeps {
    * chosen by the plugin and must include every setting the value depends on. Absent in `certbound validate`.
    */
   readonly stash?: Map<string, unknown>
+  /** Shared state (TTL values, set-if-absent, counters, revocations, notification): the same on every worker and node. */
+  readonly store: StateStore
+  /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
+  readonly now: Clock
   /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */
   readonly consumers?: ConsumerDirectory
 }

@@ -117,6 +117,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     metrics.request(route, status, totalMs / 1000)
     if (r?.failure !== undefined && r.failure !== 'client_closed' && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, r.failure)
     if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, err.code)
+    metrics.dashboard.record(route, status, totalMs, err?.code, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential

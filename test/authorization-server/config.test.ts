@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { loadConfigText } from '../../src/config/validate.js'
 import { ConfigError, type Diagnostic } from '../../src/config/diagnostic.js'
 import { authorizationServer, AuthorizationServerConfigError, hashSecret } from '../../src/authorization-server/index.js'
+import { storeDeps } from '../helpers/clock.js'
 
 function diagnostics (yaml: string, env: NodeJS.ProcessEnv = {}): Diagnostic[] {
   try {
@@ -136,7 +137,7 @@ describe('authorization_server: problems found when creating (files)', () => {
           { client_id: 'c', token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [{ x5c: ['AAAA'] }] } },
         ],
       })
-      const err = await Promise.resolve(authorizationServer.create(cfg, { baseDir: dir, resolvePath: p => join(dir, p), logger: pino({ level: 'silent' }), http: undefined as never, where: [] })).then(() => undefined, (e: unknown) => e)
+      const err = await Promise.resolve(authorizationServer.create(cfg, { baseDir: dir, resolvePath: p => join(dir, p), logger: pino({ level: 'silent' }), http: undefined as never, where: [], ...storeDeps() })).then(() => undefined, (e: unknown) => e)
       expect(err).toBeInstanceOf(AuthorizationServerConfigError)
       const problems = (err as AuthorizationServerConfigError).problems.map(p => `${p.code} ${p.path.join('.')}`)
       expect(problems).toEqual([

@@ -15,6 +15,7 @@ import { tlsIdentity } from '../../src/server/peer.js'
 import { createHttpClient } from '../../src/http-client/index.js'
 import { authorizationServer, type AuthorizationServer } from '../../src/authorization-server/index.js'
 import type { TestPki } from '../helpers/pki.js'
+import { storeDeps } from '../helpers/clock.js'
 
 export interface LogLine { level: number, msg?: string, [k: string]: unknown }
 
@@ -66,7 +67,7 @@ export async function startAuthorizationServer (pki: TestPki, config: (origin: s
   let raw = config(origin)
   const make = async (c: Record<string, unknown>) => {
     const parsed = authorizationServer.schema.parse(c)
-    return await authorizationServer.create(parsed, { baseDir: dir, resolvePath: p => resolve(dir, p), logger, http, where: [] }) as AuthorizationServer
+    return await authorizationServer.create(parsed, { baseDir: dir, resolvePath: p => resolve(dir, p), logger, http, where: [], ...storeDeps() }) as AuthorizationServer
   }
   instance = await make(raw)
   return {

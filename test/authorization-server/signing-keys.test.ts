@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { authorizationServer, AuthorizationServerConfigError, rotateKey } from '../../src/authorization-server/index.js'
 import { call, decodeJwt, startAuthorizationServer } from './harness.js'
+import { storeDeps } from '../helpers/clock.js'
 
 let pki: TestPki
 let dir: string
@@ -35,7 +36,7 @@ function pem (kind: 'ec' | 'ed25519' | 'rsa' | 'ec384'): string {
 
 async function createWith (config: Record<string, unknown>) {
   const parsed = authorizationServer.schema.parse({ issuer: 'https://localhost:8443', clients, ...config })
-  return await authorizationServer.create(parsed, { baseDir: dir, resolvePath: (p: string) => join(dir, p), logger: pino({ level: 'silent' }), http: undefined as never, where: [] })
+  return await authorizationServer.create(parsed, { baseDir: dir, resolvePath: (p: string) => join(dir, p), logger: pino({ level: 'silent' }), http: undefined as never, where: [], ...storeDeps() })
 }
 
 describe('key_store: generated on first start, persisted, rotated', () => {

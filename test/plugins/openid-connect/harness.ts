@@ -13,6 +13,7 @@ import type { HttpClient } from '../../../src/http-client/types.js'
 import { createHttpClient } from '../../../src/http-client/index.js'
 import { describeCertificate, type TlsIdentity } from '../../../src/server/peer.js'
 import type { GatewayError } from '../../../src/errors/index.js'
+import { storeDeps } from '../../helpers/clock.js'
 
 export interface CtxOptions {
   /** Raw request headers in wire order (duplicates allowed). */
@@ -83,6 +84,7 @@ export function testDeps (o: { http?: HttpClient, local?: ReadonlyMap<string, un
     http: o.http ?? createHttpClient(),
     local: { get: <T>(k: string) => o.local?.get(k) as T | undefined },
     where: 'test',
+    ...storeDeps(),
   }
 }
 

@@ -13,6 +13,7 @@ import { GatewayError } from '../../../src/errors/index.js'
 import { createHttpClient } from '../../../src/http-client/index.js'
 import type { LocalServices } from '../../../src/pipeline/types.js'
 import path from 'node:path'
+import { storeDeps } from '../../helpers/clock.js'
 
 export interface Answer {
   readonly status: number
@@ -59,6 +60,7 @@ export function testDeps (dir: string, caPem: string[], local: LocalServices = {
     http: createHttpClient({ trustedCa: caPem }),
     local,
     where: 'test',
+    ...storeDeps(),
   }
 }
 

@@ -1,0 +1,99 @@
+import type { Clock, StateStore, StoreStatus } from './types.js'
+
+export interface MemoryStoreOptions {
+  readonly now: Clock
+  /** Most live keys (values and counters); beyond it the oldest are evicted after expired ones. Default 100 000. */
+  readonly maxKeys?: number
+}
+
+interface Entry { value: string, expires: number }
+
+/**
+ * The `memory` backend for one process: a Map with expiry, bounded. Expired entries are dropped when read and
+ * swept when the map is full. The revocation set is not bounded by `maxKeys` (a revocation is never evicted
+ * early; it is dropped only once its token has expired).
+ */
+export class MemoryStore implements StateStore {
+  readonly backend = 'memory'
+  private readonly now: Clock
+  private readonly maxKeys: number
+  private readonly entries = new Map<string, Entry>()
+  private readonly revoked = new Map<string, number>()
+  private readonly channels = new Map<string, Set<(m: string) => void>>()
+
+  constructor (opts: MemoryStoreOptions) {
+    this.now = opts.now
+    this.maxKeys = opts.maxKeys ?? 100_000
+  }
+
+  private live (key: string): Entry | undefined {
+    const e = this.entries.get(key)
+    if (e === undefined) return undefined
+    if (e.expires <= this.now()) { this.entries.delete(key); return undefined }
+    return e
+  }
+
+  private put (key: string, value: string, ttlMs: number | undefined): void {
+    this.entries.delete(key)
+    if (this.entries.size >= this.maxKeys) this.makeRoom()
+    this.entries.set(key, { value, expires: ttlMs === undefined ? Number.POSITIVE_INFINITY : this.now() + ttlMs })
+  }
+
+  private makeRoom (): void {
+    const now = this.now()
+    for (const [k, e] of this.entries) if (e.expires <= now) this.entries.delete(k)
+    // Still full: evict the oldest tenth (Map iterates in insertion order) rather than one at a time.
+    if (this.entries.size >= this.maxKeys) {
+      let n = Math.max(1, Math.floor(this.maxKeys / 10))
+      for (const k of this.entries.keys()) { if (n-- <= 0) break; this.entries.delete(k) }
+    }
+  }
+
+  async get (key: string): Promise<string | undefined> { return this.live(key)?.value }
+  async set (key: string, value: string, ttlMs?: number): Promise<void> { this.put(key, value, ttlMs) }
+  async delete (key: string): Promise<void> { this.entries.delete(key) }
+
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.live(key) !== undefined) return false
+    this.put(key, value, ttlMs)
+    return true
+  }
+
+  async increment (entries: ReadonlyArray<{ key: string, by: number, ttlMs: number }>): Promise<number[]> {
+    return entries.map(({ key, by, ttlMs }) => {
+      const e = this.live(key)
+      if (e === undefined) { this.put(key, String(by), ttlMs); return by }
+      const n = Number(e.value) + by
+      e.value = String(n)
+      return n
+    })
+  }
+
+  async revoke (id: string, untilMs: number): Promise<void> {
+    const prev = this.revoked.get(id)
+    if (prev === undefined || prev < untilMs) this.revoked.set(id, untilMs)
+  }
+
+  isRevoked (id: string): boolean {
+    const until = this.revoked.get(id)
+    if (until === undefined) return false
+    if (until <= this.now()) { this.revoked.delete(id); return false }
+    return true
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    for (const h of this.channels.get(channel) ?? []) {
+      try { h(message) } catch { /* a subscriber's fault is its own */ }
+    }
+  }
+
+  subscribe (channel: string, handler: (message: string) => void): () => void {
+    let set = this.channels.get(channel)
+    if (set === undefined) this.channels.set(channel, set = new Set())
+    set.add(handler)
+    return () => { set.delete(handler) }
+  }
+
+  status (): StoreStatus { return { backend: this.backend, connected: true } }
+  async close (): Promise<void> { this.channels.clear() }
+}

@@ -1,0 +1,15 @@
+import { MemoryStore } from '../../src/store/memory.js'
+import type { Clock, StateStore } from '../../src/store/types.js'
+
+/** A clock the test moves: `clock.now` is the deps clock, `advance` moves it forward. */
+export class ManualClock {
+  constructor (private t: number = Date.UTC(2026, 0, 1)) {}
+  readonly now: Clock = () => this.t
+  advance (ms: number): void { this.t += ms }
+  set (t: number): void { this.t = t }
+}
+
+/** `store` and `now` for hand-built PluginDeps/ExtensionDeps: a fresh memory store on the given clock. */
+export function storeDeps (now: Clock = () => Date.now()): { store: StateStore, now: Clock } {
+  return { store: new MemoryStore({ now }), now }
+}
