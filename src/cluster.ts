@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
+import { basename } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import { Gateway, VERSION, tlsFilesOf } from './gateway.js'
@@ -138,7 +139,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
       next = await Gateway.check(configFile, { configText: text })
     } catch (e) {
       if (e instanceof ConfigError) {
-        logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
+        logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${basename(d.file)}:${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
         return { ok: false, errors: formatDiagnostics(e.files, e.diagnostics), diagnostics: e.diagnostics }
       }
       logger.error({ err: (e as Error).message }, 'config reload failed; the running config is unchanged')

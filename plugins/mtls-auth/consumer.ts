@@ -37,8 +37,15 @@ export function createCertificateMapper (config: MtlsAuthConfig, deps: PluginDep
   }
   const groupBy = config.authenticated_group_by
   if (groupBy === null) return () => undefined
+  // one frozen list per TLS connection's certificate (PeerCertificate objects live as long as the connection)
+  const groupsOf = new WeakMap<PeerCertificate, readonly string[]>()
   return function certificateGroups (ctx, cert) {
-    const group = groupBy === 'DN' ? cert.subject : cert.commonName
-    if (group !== undefined && group !== '' && ctx.get(AUTHENTICATED_GROUPS) === undefined) ctx.set(AUTHENTICATED_GROUPS, Object.freeze([group]))
+    let groups = groupsOf.get(cert)
+    if (groups === undefined) {
+      const group = groupBy === 'DN' ? cert.subject : cert.commonName
+      groups = Object.freeze(group === undefined || group === '' ? [] : [group])
+      groupsOf.set(cert, groups)
+    }
+    if (groups.length > 0 && ctx.get(AUTHENTICATED_GROUPS) === undefined) ctx.set(AUTHENTICATED_GROUPS, groups)
   }
 }
