@@ -155,10 +155,10 @@ async function start (rest: string[]): Promise<number> {
   const v = configArg('start', rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean', default: true } })
   const config = v.config
   const watch = v.flags.watch !== false
+  // --init-certs writes certs/ next to the first config file (inside it, when it is a directory)
+  let base = dirname(resolve(config[0]))
+  try { if (statSync(config[0]).isDirectory()) base = resolve(config[0]) } catch { /* reported when loading */ }
   if (v.flags['init-certs'] === true) {
-    const first = config[0]
-    let base = dirname(resolve(first))
-    try { if (statSync(first).isDirectory()) base = resolve(first) } catch { /* reported when loading */ }
     const dir = join(base, 'certs')
     if (!existsSync(join(dir, 'ca.crt'))) {
       const { writeDevPki } = await import('./pki/dev-pki.js')
@@ -187,7 +187,7 @@ async function start (rest: string[]): Promise<number> {
     gw = await Gateway.start({ configFile: config, configText: text, watchConfig: watch, defaultMetrics: true })
     if (v.flags['init-certs'] === true) {
       const { demoHint } = await import('./demo-hint.js')
-      const hint = demoHint(gw, config[0])
+      const hint = demoHint(gw, join(base, 'gateway.yml'))
       if (hint !== undefined) err(hint)
     }
   } catch (e) {
