@@ -392,7 +392,11 @@ function resolveService (src: ConfigSet, p: PathKey[], s: ServiceConfig): Resolv
     port = u.port === '' ? undefined : Number(u.port)
     path = u.pathname === '/' && !s.url.replace(/^[a-z]+:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname
   }
-  if (host === undefined || host === '') { src.report(p, 'CB_CFG_REQUIRED', 'a service needs url, or host (with protocol/port/path)'); return undefined }
+  if (host === undefined || host === '') {
+    // a url or host the schema refused (reported) is not also missing
+    if (!salvaged.has(s)) src.report(p, 'CB_CFG_REQUIRED', 'a service needs url, or host (with protocol/port/path)')
+    return undefined
+  }
   if (path !== '' && !path.startsWith('/')) { src.report([...p, 'path'], 'CB_CFG_INVALID', 'path must start with "/"'); return undefined }
   return {
     name: s.name,

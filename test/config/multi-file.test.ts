@@ -196,6 +196,27 @@ upstreams:
     ].join('\n'))
   })
 
+  it('a refused value is reported once, not also as the key it leaves missing', async () => {
+    const d = dir({
+      'kong.yml': `_format_version: "3.0"
+services:
+  - name: orders
+    url: 5
+    routes:
+      - name: r
+        paths: 7
+consumers:
+  - custom_id: 7
+`,
+    })
+    expect((await report([join(d, 'kong.yml')], d)).split('\n').filter(l => !l.startsWith('    '))).toEqual([
+      'kong.yml:4:10  CB_CFG_TYPE  services[0].url',
+      'kong.yml:7:16  CB_CFG_TYPE  services[0].routes[0].paths',
+      'kong.yml:9:16  CB_CFG_TYPE  consumers[0].custom_id',
+      '3 errors in kong.yml; nothing was started',
+    ])
+  })
+
   it('a route that needs a client certificate with no TLS listener is a load error, not a silent 401', async () => {
     const { Gateway } = await import('../../src/gateway.js')
     const d = dir({ 'kong.yml': ORDERS.replace('paths: [/orders]', 'paths: [/orders]\n        plugins:\n          - name: mtls-auth') })
