@@ -110,6 +110,9 @@ async function validate (rest: string[]): Promise<number> {
     const cfg = await Gateway.check(config, { dryRun: true })
     const plugins = cfg.pluginEntries.length
     const files = cfg.files.length > 1 ? ` (${cfg.files.length} files)` : ''
+    // a Kong file has no listeners (kong.conf has them): say where this one would listen, and that it is plain HTTP
+    const given = (cfg.source.merged?.gateway as { listen?: unknown } | undefined)?.listen
+    if (given === undefined) err(`certbound: note: no gateway.listen, so the gateway listens on ${cfg.listeners.map(l => l.address).join(', ')} over plain HTTP; add a gateway: section with listen[].tls for HTTPS and client certificates`)
     out(`${shownConfig(config)}${files}: OK — ${cfg.listeners.length} listener(s), ${cfg.services.length} service(s), ${cfg.routes.length} route(s), ${plugins} plugin(s), ${cfg.consumers.length} consumer(s)${Object.keys(cfg.sections).length > 0 ? `, ${Object.keys(cfg.sections).join(', ')}` : ''}; config hash ${cfg.hash}`)
     return 0
   } catch (e) {

@@ -252,6 +252,13 @@ describe('CLI', () => {
     expect(new Set(hashes).size).toBe(1)
   })
 
+  it('a Kong file without a gateway: section validates, with a note that it would listen on plain HTTP', async () => {
+    const d = dir({ 'kong.yml': ORDERS })
+    const r = await cli(['validate', '-c', 'kong.yml'], { cwd: d })
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('certbound: note: no gateway.listen, so the gateway listens on 127.0.0.1:8000 over plain HTTP; add a gateway: section with listen[].tls for HTTPS and client certificates\n')
+  })
+
   it('argument errors: one usage line on stderr, exit 2, no stack trace, for every command', async () => {
     const d = dir({ 'file.txt': 'x' })
     const cases: Array<[string[], string]> = [
