@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
+import { writeSync } from 'node:fs'
 import { basename } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
@@ -7,6 +8,7 @@ import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagno
 import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
+import { drainLogs } from './observability/logger.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
 import type { ConfigText } from './config/config-set.js'
@@ -153,7 +155,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
     current = next
     liveText = text
     watcher?.setFiles(tlsFilesOf(next))
-    logger.info({ config_hash: next.hash, workers: workers.size }, 'config reloaded on every worker')
+    logger.info({ config_hash: next.hash, workers: workers.size, lifecycle: true }, 'config reloaded on every worker')
     return { ok: true }
   }
   /** Reloads are serialised, as in a single process. */
@@ -231,13 +233,13 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
     })
     await new Promise<void>((res) => admin!.listen(cfg.adminListen!.port, cfg.adminListen!.host, () => res()))
   }
-  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch }, 'certbound primary started')
+  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch, lifecycle: true }, 'certbound primary started')
 
   process.on('SIGHUP', () => { void reload() })
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'stopping: workers drain their in-flight requests')
+    logger.info({ signal, lifecycle: true }, 'stopping: workers drain their in-flight requests')
     watcher?.close()
     for (const { worker } of workers.values()) worker.send({ type: 'shutdown' } satisfies ToWorker)
     admin?.closeAllConnections()
@@ -263,13 +265,21 @@ export async function runWorker (configFile: string | readonly string[]): Promis
   const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
   process.on('SIGINT', () => undefined)
-  process.on('SIGHUP', () => undefined)
-  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
+  process.on('SIGHUP', function workerSighup () {
+    // the primary reloads and tells every worker; a SIGHUP to one worker alone would change nothing, say where to send it
+    const log = running.gw?.logger
+    const line = { signal: 'SIGHUP', primary_pid: process.ppid, lifecycle: true }
+    const msg = `SIGHUP received by a worker is not acted on: send it to the primary (pid ${process.ppid}), which reloads every worker`
+    if (log !== undefined) log.warn(line, msg)
+    else writeSync(1, JSON.stringify({ level: 'warn', pid: process.pid, time: new Date().toISOString(), msg, ...line }) + '\n')
+  })
+  const exitAfter = (g: Gateway): void => { void g.close().then(() => drainLogs(g.logger)).then(() => process.exit(0)) }
+  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else exitAfter(running.gw) })
   const queued: ToWorker[] = []
   let onStart: ((text: Texts) => void) | undefined
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
-    if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
+    if (m.type === 'shutdown') exitAfter(g)
     if (m.type === 'dashboard') send({ type: 'dashboard', id: m.id, data: g.dashboardData() })
   }
   process.on('message', (m: ToWorker) => {

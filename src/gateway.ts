@@ -10,7 +10,7 @@ import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
 import { loadExtensions } from './extensions/registry.js'
 import { compileRuntime, type Runtime } from './runtime/compile.js'
-import { createLogger } from './observability/logger.js'
+import { createLogger, logDestination } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
@@ -86,6 +86,8 @@ export class Gateway {
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
     this.now = opts.now ?? systemClock
     this.store = new MemoryStore({ now: this.now })
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) this.metrics.trackLogDrops(() => dest.dropped)
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -104,9 +106,11 @@ export class Gateway {
     await g.init()
     const text = g.texts(opts.configText)
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now })
+    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, revocationMetrics: g.metrics.revocation })
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
+    const dest = logDestination(g.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = cfg.settings.access_log_buffer
     try {
       await g.listenAll()
     } catch (e) {
@@ -115,7 +119,7 @@ export class Gateway {
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
     if (opts.watchConfig === true) g.watchFiles(text)
-    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, lifecycle: true }, 'certbound started')
     return g
   }
 
@@ -244,7 +248,7 @@ export class Gateway {
     try {
       text = this.texts(given)
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, revocationMetrics: this.metrics.revocation })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -272,7 +276,9 @@ export class Gateway {
     this.watcher?.setFiles(tlsFilesOf(next.config))
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
-    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = next.config.settings.access_log_buffer
+    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length, lifecycle: true }, 'config reloaded')
     void prev.close(prev.config.settings.limits.drain_timeout).catch(() => undefined)
     return { ok: true, hash: next.config.hash }
   }
@@ -354,7 +360,7 @@ export class Gateway {
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
     await this.store.close()
-    this.logger.info('certbound stopped')
+    this.logger.info({ lifecycle: true }, 'certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })
   }

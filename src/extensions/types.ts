@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
@@ -20,6 +21,7 @@ export interface ExtensionDeps {
   readonly now: Clock
   /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
   readonly stash?: Map<string, unknown>
+  readonly revocationMetrics?: RevocationMetrics
   /** The gateway's listeners: which have a client_ca (the authorization server's default tls_client_auth trust). */
   readonly listeners?: ReadonlyArray<{ readonly address: string, readonly clientCa: boolean }>
   /** `certbound validate`: check everything, write nothing (no state_dir, no key store). */

@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
@@ -63,6 +64,8 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
+  readonly revocationMetrics?: RevocationMetrics
   /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */
   readonly consumers?: ConsumerDirectory
 }

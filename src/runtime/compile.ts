@@ -13,6 +13,7 @@ import { StripSet } from '../proxy/headers.js'
 import { UpstreamPools } from '../proxy/pools.js'
 import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
@@ -43,6 +44,8 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** PluginDeps.revocationMetrics. */
+  revocationMetrics?: RevocationMetrics
   /** `certbound validate`: extensions check without writing anything. */
   dryRun?: boolean
 }
@@ -66,7 +69,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     try {
       // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
       const dir = src.dirOf(sec.path)
-      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -81,7 +84,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, consumers }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
