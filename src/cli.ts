@@ -1,9 +1,10 @@
-import { parseArgs } from 'node:util'
-import { existsSync, readFileSync } from 'node:fs'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { existsSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { Gateway, VERSION } from './gateway.js'
 import { drainLogs } from './observability/logger.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
+import { readConfigTexts } from './config/files.js'
 
 const HELP: Record<string, string> = {
   main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
@@ -17,9 +18,11 @@ commands:
   hash-secret  print a client_secret_hash for the authorization server (reads the secret from stdin)
 
 run "certbound <command> --help" for the options of a command`,
-  start: `usage: certbound start -c FILE [--init-certs] [--no-watch]
+  start: `usage: certbound start [-c FILE|DIR]... [--init-certs] [--no-watch]
 
-  -c, --config FILE   the gateway.yml to run (default ./gateway.yml)
+  -c, --config FILE   the gateway.yml to run (default ./gateway.yml). Repeat it, or name a directory (every
+                      *.yml / *.yaml in it, sorted), to merge several files as decK does: entity lists are
+                      concatenated, names must be unique across files. Files may also follow as arguments.
   --init-certs        first write a dev PKI to certs/ next to the config if it has no ca.crt (demo)
   --no-watch          do not reload when the config file or a listener's certificate, key or client CA
                       changes (watching is on by default; SIGHUP and POST /config always reload)
@@ -27,9 +30,11 @@ run "certbound <command> --help" for the options of a command`,
 A reload validates the whole config and applies it atomically, or changes nothing and logs why.
 signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in-flight requests
 (gateway.limits.drain_timeout) and exit 0.`,
-  validate: `usage: certbound validate -c FILE
+  validate: `usage: certbound validate [-c FILE|DIR]... [FILE|DIR]...
 
-  exit 0 and a one-line summary, or exit 1 and every error found, each with file:line:col, code and key path.`,
+  -c, --config FILE   a config file or a directory of them (repeatable; merged as decK merges them)
+
+  Writes nothing (no state_dir, no key). Exit 0 and a one-line summary, or exit 1 and every error found, each with file:line:col, code and key path.`,
   certs: `usage: certbound certs --out DIR [--hosts localhost,127.0.0.1]
 
   writes ca.crt/.key, server.crt/.key (SANs from --hosts), client1.crt/.key and client2.crt/.key
@@ -40,54 +45,107 @@ signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in
   prints a scrypt hash for authorization_server.clients[].client_secret_hash`,
 }
 
+/** The one-line usage printed with an argument error. */
+const USAGE: Record<string, string> = {
+  main: 'certbound <start|validate|certs|hash-secret> [options] (certbound --help)',
+  start: 'certbound start [-c FILE|DIR]... [--init-certs] [--no-watch]',
+  validate: 'certbound validate [-c FILE|DIR]... [FILE|DIR]...',
+  certs: 'certbound certs --out DIR [--hosts localhost,127.0.0.1]',
+  'hash-secret': 'echo -n "$SECRET" | certbound hash-secret',
+}
+
 function out (s: string): void { process.stdout.write(s + '\n') }
 function err (s: string): void { process.stderr.write(s + '\n') }
 
+/** A wrong command line: one line on stderr and exit status 2 (as getopt tools do), never a stack trace. */
+class UsageError extends Error {
+  constructor (readonly command: string, message: string) { super(message) }
+}
+
+function usageLine (e: UsageError): string {
+  return `certbound${e.command === 'main' ? '' : ' ' + e.command}: ${e.message} (usage: ${USAGE[e.command] ?? USAGE.main})`
+}
+
+/** node:util parseArgs, its TypeErrors (ERR_PARSE_ARGS_*) turned into UsageErrors. */
+function parse<T extends ParseArgsConfig> (command: string, config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? ''
+    if (!code.startsWith('ERR_PARSE_ARGS')) throw e
+    // node's wording ends with a hint to use "--" that does not apply here; keep the first sentence
+    const msg = (e as Error).message.replace(/\. To specify .*$/s, '').replace(/^Unknown option/, 'unknown option').replace(/^Option/, 'option')
+    throw new UsageError(command, msg)
+  }
+}
+
 async function main (argv: string[]): Promise<number> {
   const cmd = argv[0]
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { out(HELP.main); return cmd === undefined ? 1 : 0 }
+  if (cmd === undefined) { err(HELP.main); return 2 }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') { out(HELP.main); return 0 }
   if (cmd === '--version' || cmd === '-v') { out(VERSION); return 0 }
   const rest = argv.slice(1)
-  if (rest.includes('--help') || rest.includes('-h')) {
-    if (HELP[cmd] === undefined) { err(`unknown command "${cmd}"\n\n${HELP.main}`); return 1 }
-    out(HELP[cmd]); return 0
-  }
+  if (HELP[cmd] === undefined) throw new UsageError('main', `unknown command "${cmd}"`)
+  if (rest.includes('--help') || rest.includes('-h')) { out(HELP[cmd]); return 0 }
   switch (cmd) {
     case 'start': return await start(rest)
     case 'validate': return await validate(rest)
     case 'certs': return await certs(rest)
-    case 'hash-secret': return await hashSecretCmd()
-    default: err(`unknown command "${cmd}"\n\n${HELP.main}`); return 1
+    default: return await hashSecretCmd(rest)
   }
 }
 
-function configArg (rest: string[], extra: Record<string, { type: 'boolean' | 'string', default?: boolean }> = {}) {
-  return parseArgs({ args: rest, options: { config: { type: 'string', short: 'c', default: 'gateway.yml' }, ...extra }, allowPositionals: false, allowNegative: true, strict: true }).values as { config: string } & Record<string, string | boolean | undefined>
+/** `-c` (repeatable) and positional files or directories; ./gateway.yml when neither is given. */
+function configArg (command: string, rest: string[], extra: Record<string, { type: 'boolean' | 'string', default?: boolean }> = {}): { config: string[], flags: Record<string, string | boolean | undefined> } {
+  const { values, positionals } = parse(command, { args: rest, options: { config: { type: 'string', short: 'c', multiple: true }, ...extra }, allowPositionals: true, allowNegative: true, strict: true })
+  const given = [...((values.config as string[] | undefined) ?? []), ...positionals]
+  for (const c of given) if (c === '') throw new UsageError(command, 'a config path may not be empty')
+  return { flags: values as Record<string, string | boolean | undefined>, config: given.length > 0 ? given : ['gateway.yml'] }
 }
 
+const shownConfig = (paths: readonly string[]): string => paths.join(', ')
+
 async function validate (rest: string[]): Promise<number> {
-  const { config } = configArg(rest)
+  const { config } = configArg('validate', rest)
   try {
-    const cfg = await Gateway.check(config)
+    const cfg = await Gateway.check(config, { dryRun: true })
     const plugins = cfg.pluginEntries.length
-    out(`${config}: OK — ${cfg.listeners.length} listener(s), ${cfg.services.length} service(s), ${cfg.routes.length} route(s), ${plugins} plugin(s)${Object.keys(cfg.sections).length > 0 ? `, ${Object.keys(cfg.sections).join(', ')}` : ''}; config hash ${cfg.hash}`)
+    const files = cfg.files.length > 1 ? ` (${cfg.files.length} files)` : ''
+    // a Kong file has no listeners (kong.conf has them): say where this one would listen, and that it is plain HTTP
+    const given = (cfg.source.merged?.gateway as { listen?: unknown } | undefined)?.listen
+    if (given === undefined) err(`certbound: note: no gateway.listen, so the gateway listens on ${cfg.listeners.map(l => l.address).join(', ')} over plain HTTP; add a gateway: section with listen[].tls for HTTPS and client certificates`)
+    out(`${shownConfig(config)}${files}: OK — ${cfg.listeners.length} listener(s), ${cfg.services.length} service(s), ${cfg.routes.length} route(s), ${plugins} plugin(s), ${cfg.consumers.length} consumer(s)${Object.keys(cfg.sections).length > 0 ? `, ${Object.keys(cfg.sections).join(', ')}` : ''}; config hash ${cfg.hash}`)
     return 0
   } catch (e) {
-    if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
+    if (e instanceof ConfigError) { err(formatDiagnostics(e.files, e.diagnostics)); return 1 }
     throw e
   }
 }
 
 async function certs (rest: string[]): Promise<number> {
-  const { values } = parseArgs({ args: rest, options: { out: { type: 'string', short: 'o' }, hosts: { type: 'string', default: 'localhost,127.0.0.1' } }, strict: true })
-  if (values.out === undefined) { err(HELP.certs); return 1 }
+  const { values, positionals } = parse('certs', { args: rest, options: { out: { type: 'string', short: 'o' }, hosts: { type: 'string' } }, allowPositionals: true, strict: true })
+  if (positionals.length > 0) throw new UsageError('certs', `unexpected argument "${positionals[0]}"`)
+  if (values.out === undefined || values.out === '') throw new UsageError('certs', '--out DIR is required')
+  let isFile = false
+  try { isFile = !statSync(values.out).isDirectory() } catch { /* absent: created */ }
+  if (isFile) throw new UsageError('certs', `--out ${values.out} exists and is not a directory`)
+  const hosts = (values.hosts ?? 'localhost,127.0.0.1').split(',').map(h => h.trim()).filter(h => h !== '')
+  if (hosts.length === 0) throw new UsageError('certs', '--hosts needs at least one name')
   const { writeDevPki } = await import('./pki/dev-pki.js')
-  const r = await writeDevPki(values.out, { hosts: values.hosts!.split(',').map(h => h.trim()).filter(h => h !== '') })
-  out(`wrote ${r.files.length === 0 ? 'nothing (all files exist)' : r.files.join(', ')} in ${resolve(values.out)}`)
+  const r = await writeDevPki(values.out, { hosts })
+  const dir = resolve(values.out)
+  out(`wrote ${r.files.length === 0 ? 'nothing' : r.files.join(', ')} in ${dir}`)
+  if (r.kept.length > 0) {
+    const files = r.kept.map(k => `${k}.crt/.key`).join(', ')
+    // an existing server certificate keeps its old names: say so, or --hosts looks applied when it is not
+    const serverNote = r.kept.includes('server') && values.hosts !== undefined ? `; server.crt keeps its old names, not --hosts ${values.hosts}` : ''
+    out(`kept existing ${files}${serverNote}. To regenerate one, delete its .crt and .key and run again (deleting ca.crt/.key makes a new CA: every certificate must then be reissued)`)
+  }
   return 0
 }
 
-async function hashSecretCmd (): Promise<number> {
+async function hashSecretCmd (rest: string[]): Promise<number> {
+  if (rest.length > 0) throw new UsageError('hash-secret', `unexpected argument "${rest[0]}": the secret is read from stdin, never from the command line`)
   const chunks: Buffer[] = []
   for await (const c of process.stdin) chunks.push(c as Buffer)
   const secret = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
@@ -98,11 +156,14 @@ async function hashSecretCmd (): Promise<number> {
 }
 
 async function start (rest: string[]): Promise<number> {
-  const v = configArg(rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean', default: true } })
+  const v = configArg('start', rest, { 'init-certs': { type: 'boolean' }, watch: { type: 'boolean', default: true } })
   const config = v.config
-  const watch = v.watch !== false
-  if (v['init-certs'] === true) {
-    const dir = join(dirname(resolve(config)), 'certs')
+  const watch = v.flags.watch !== false
+  // --init-certs writes certs/ next to the first config file (inside it, when it is a directory)
+  let base = dirname(resolve(config[0]))
+  try { if (statSync(config[0]).isDirectory()) base = resolve(config[0]) } catch { /* reported when loading */ }
+  if (v.flags['init-certs'] === true) {
+    const dir = join(base, 'certs')
     if (!existsSync(join(dir, 'ca.crt'))) {
       const { writeDevPki } = await import('./pki/dev-pki.js')
       const r = await writeDevPki(dir, { hosts: ['localhost', '127.0.0.1'] })
@@ -117,11 +178,9 @@ async function start (rest: string[]): Promise<number> {
   }
   let gw: Gateway
   try {
-    // read once: the text validated here is the text every worker runs (unreadable: check() reports CB_CFG_FILE)
-    let read: string | undefined
-    try { read = readFileSync(config, 'utf8') } catch { read = undefined }
-    const cfg = await Gateway.check(config, { configText: read })
-    const text = read ?? readFileSync(config, 'utf8')
+    // read once: the texts validated here are the texts every worker runs (unreadable: CB_CFG_FILE, every file named)
+    const text = readConfigTexts(config)
+    const cfg = await Gateway.check(config, { configText: text })
     if (cfg.settings.workers > 0) {
       const { runPrimary } = await import('./cluster.js')
       const { createLogger } = await import('./observability/logger.js')
@@ -130,13 +189,13 @@ async function start (rest: string[]): Promise<number> {
       return await new Promise<number>(() => { /* runs until a signal */ })
     }
     gw = await Gateway.start({ configFile: config, configText: text, watchConfig: watch, defaultMetrics: true })
-    if (v['init-certs'] === true) {
+    if (v.flags['init-certs'] === true) {
       const { demoHint } = await import('./demo-hint.js')
-      const hint = demoHint(gw, config)
+      const hint = demoHint(gw, join(base, 'gateway.yml'))
       if (hint !== undefined) err(hint)
     }
   } catch (e) {
-    if (e instanceof ConfigError) { err(formatDiagnostics(e.file, e.diagnostics)); return 1 }
+    if (e instanceof ConfigError) { err(formatDiagnostics(e.files, e.diagnostics)); return 1 }
     err(`certbound: cannot start: ${(e as Error).message}`)
     return 1
   }
@@ -155,6 +214,8 @@ async function start (rest: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (e: unknown) => {
-  err(`certbound: ${(e as Error).stack ?? String(e)}`)
+  if (e instanceof UsageError) { err(usageLine(e)); process.exitCode = 2; return }
+  // a fault outside the config (a full disk, a permission): its message, not a stack; CERTBOUND_DEBUG=1 for the stack
+  err(`certbound: ${process.env.CERTBOUND_DEBUG === '1' ? ((e as Error).stack ?? String(e)) : ((e as Error).message ?? String(e))}`)
   process.exitCode = 1
 })

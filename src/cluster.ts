@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster'
-import { readFileSync, writeSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { writeSync } from 'node:fs'
+import { basename } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import { Gateway, VERSION, tlsFilesOf } from './gateway.js'
@@ -11,13 +11,19 @@ import { GatewayMetrics } from './observability/metrics.js'
 import { drainLogs } from './observability/logger.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
+import type { ConfigText } from './config/config-set.js'
+import { readConfigTexts } from './config/files.js'
+
+/** A config as sent to workers: the files' texts, or one POST /config text. */
+type Texts = string | readonly ConfigText[]
+
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
 import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
 import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
 import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import type { StoreStatus } from './store/types.js'
 
-type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' } | { type: 'dashboard', id: number }
+type ToWorker = { type: 'start', text: Texts } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' } | { type: 'dashboard', id: number }
 type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
 type FromWorker =
   | { type: 'hello' }
@@ -41,7 +47,7 @@ interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt:
 
 export interface PrimaryOptions {
   /** The config text `cfg` was validated from: what workers start with. */
-  readonly text: string
+  readonly text: readonly ConfigText[]
   /** Reload when the config file or a listener's TLS file changes. */
   readonly watch: boolean
 }
@@ -53,12 +59,12 @@ export interface PrimaryOptions {
  * shutdown, and restarts a crashed worker. Workers get the config text from the primary (never the file), so a
  * config applied with POST /config survives a worker's restart, and every worker runs the text that was validated.
  */
-export async function runPrimary (configFile: string, cfg: LoadedConfig, logger: Logger, opts: PrimaryOptions): Promise<void> {
+export async function runPrimary (configFile: string | readonly string[], cfg: LoadedConfig, logger: Logger, opts: PrimaryOptions): Promise<void> {
   const n = cfg.settings.workers
   const workers = new Map<number, WorkerEntry>()
   let stopping = false
   let current = cfg
-  let liveText = opts.text
+  let liveText: Texts = opts.text
   let restartDelay = RESTART_MIN_MS
   const startedAt = new Date()
   const metrics = new GatewayMetrics()
@@ -112,7 +118,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   for (let i = 0; i < n; i++) fork()
 
   /** Send a reload to every live worker; resolves with the failures once each answered (or RELOAD_ACK_MS passed). */
-  const broadcastReload = (text: string): Promise<string[]> => new Promise((done) => {
+  const broadcastReload = (text: Texts): Promise<string[]> => new Promise((done) => {
     const id = ++reloadSeq
     const failures: string[] = []
     const waiting = new Set(workers.keys())
@@ -127,16 +133,16 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   })
 
   let reloading: Promise<unknown> = Promise.resolve()
-  const doReload = async (given?: string): Promise<ClusterReload> => {
-    let text: string
+  const doReload = async (given?: Texts): Promise<ClusterReload> => {
+    let text: Texts
     let next: LoadedConfig
     try {
-      text = given ?? readFileSync(resolve(configFile), 'utf8')
+      text = given ?? readConfigTexts(typeof configFile === 'string' ? [configFile] : configFile)
       next = await Gateway.check(configFile, { configText: text })
     } catch (e) {
       if (e instanceof ConfigError) {
-        logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
-        return { ok: false, errors: formatDiagnostics(e.file, e.diagnostics), diagnostics: e.diagnostics }
+        logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${basename(d.file)}:${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
+        return { ok: false, errors: formatDiagnostics(e.files, e.diagnostics), diagnostics: e.diagnostics }
       }
       logger.error({ err: (e as Error).message }, 'config reload failed; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
@@ -153,7 +159,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     return { ok: true }
   }
   /** Reloads are serialised, as in a single process. */
-  const reload = (text?: string): Promise<ClusterReload> => {
+  const reload = (text?: Texts): Promise<ClusterReload> => {
     const r = reloading.then(() => doReload(text)).then((res) => { reloads.record(res.ok ? { ok: true, hash: current.hash } : res); return res })
     reloading = r.catch(() => undefined)
     return r
@@ -254,7 +260,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
  * A worker: the full gateway without the admin listener, driven by the primary's messages. It asks for its
  * config text first; messages that arrive while it starts are queued, so a reload sent meanwhile is not lost.
  */
-export async function runWorker (configFile: string): Promise<void> {
+export async function runWorker (configFile: string | readonly string[]): Promise<void> {
   const send = (m: FromWorker): void => { if (process.send !== undefined) process.send(m) }
   const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
@@ -270,7 +276,7 @@ export async function runWorker (configFile: string): Promise<void> {
   const exitAfter = (g: Gateway): void => { void g.close().then(() => drainLogs(g.logger)).then(() => process.exit(0)) }
   process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else exitAfter(running.gw) })
   const queued: ToWorker[] = []
-  let onStart: ((text: string) => void) | undefined
+  let onStart: ((text: Texts) => void) | undefined
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
     if (m.type === 'shutdown') exitAfter(g)
@@ -282,7 +288,7 @@ export async function runWorker (configFile: string): Promise<void> {
     if (running.gw === undefined) queued.push(m)
     else handle(running.gw, m)
   })
-  const text = await new Promise<string>((res) => { onStart = res; send({ type: 'hello' }) })
+  const text = await new Promise<Texts>((res) => { onStart = res; send({ type: 'hello' }) })
   onStart = undefined
   const g = await Gateway.start({ configFile, configText: text, admin: false })
   running.gw = g

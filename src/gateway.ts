@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs'
-import { resolve, basename } from 'node:path'
+import { basename, resolve as resolvePath } from 'node:path'
 import type { Server } from 'node:http'
 import { createSecureContext } from 'node:tls'
 import type { Logger, DestinationStream } from 'pino'
-import { loadConfigText, type LoadedConfig, type ResolvedListener } from './config/validate.js'
+import { loadConfigTexts, type LoadedConfig, type ResolvedListener } from './config/validate.js'
+import type { ConfigText } from './config/config-set.js'
+import { expandConfigPaths, readConfigTexts } from './config/files.js'
 import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagnostic.js'
 import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
@@ -27,9 +28,13 @@ import { systemClock, type Clock, type StateStore, type StoreStatus } from './st
 export const VERSION = '0.1.0'
 
 export interface GatewayOptions {
-  configFile: string
-  /** Config text to use instead of reading configFile (paths still resolve against its directory). */
-  configText?: string
+  /** The config: a file, or several files and directories merged as decK merges them (`-c a.yml -c dir/`). */
+  configFile: string | readonly string[]
+  /**
+   * Config text to use instead of reading the files: one text (a POST /config body; paths resolve against the
+   * first file's directory) or the texts of several files.
+   */
+  configText?: string | readonly ConfigText[]
   logger?: Logger
   logDestination?: DestinationStream
   env?: NodeJS.ProcessEnv
@@ -65,8 +70,8 @@ export class Gateway {
   private readonly startedAt = new Date()
   private reloading: Promise<ReloadResult> | undefined
   private watcher: ConfigWatch | undefined
-  /** The text the live config was loaded from (the file's, or a POST /config body). */
-  private liveText: string | undefined
+  /** The texts the live config was loaded from (the files', or a POST /config body). */
+  private liveText: ConfigText[] | undefined
   /** PluginDeps.stash: lives as long as this gateway, across reloads. */
   private readonly stash = new Map<string, unknown>()
   private closed = false
@@ -86,11 +91,11 @@ export class Gateway {
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
-  static async check (configFile: string, opts: { env?: NodeJS.ProcessEnv, logger?: Logger, configText?: string } = {}): Promise<LoadedConfig> {
+  static async check (configFile: string | readonly string[], opts: { env?: NodeJS.ProcessEnv, logger?: Logger, configText?: string | readonly ConfigText[], dryRun?: boolean } = {}): Promise<LoadedConfig> {
     const g = new Gateway({ configFile, env: opts.env, logger: opts.logger ?? createLogger({ level: 'silent' }), configText: opts.configText })
     await g.init()
-    const cfg = await g.load(opts.configText)
-    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now })
+    const cfg = await g.load(g.texts(opts.configText))
+    const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now, dryRun: opts.dryRun })
     await g.store.close()
     await rt.close(0)
     return cfg
@@ -99,7 +104,7 @@ export class Gateway {
   static async start (opts: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(opts)
     await g.init()
-    const text = opts.configText ?? g.readConfigFile()
+    const text = g.texts(opts.configText)
     const cfg = await g.load(text)
     g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, revocationMetrics: g.metrics.revocation, onCloseError: (e) => g.closeFailed('plugin or section', e) })
     g.liveText = text
@@ -127,18 +132,23 @@ export class Gateway {
     return new Map(this.extensions.map(e => [e.section, e.schema]))
   }
 
-  /** The config file's text; throws ConfigError (CB_CFG_FILE). */
-  private readConfigFile (): string {
-    const file = resolve(this.opts.configFile)
-    try {
-      return readFileSync(file, 'utf8')
-    } catch (err) {
-      throw new ConfigError(file, [{ file, line: 1, col: 1, code: 'CB_CFG_FILE', path: '(file)', message: `cannot read ${this.opts.configFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
-    }
+  private get configPaths (): readonly string[] {
+    return typeof this.opts.configFile === 'string' ? [this.opts.configFile] : this.opts.configFile
   }
 
-  private async load (text?: string): Promise<LoadedConfig> {
-    return loadConfigText(resolve(this.opts.configFile), text ?? this.readConfigFile(), { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas(), internalRoutes: new Map(this.extensions.map(e => [e.section, e.routeNames])) })
+  /**
+   * The texts to load: given ones, or the files' (throws ConfigError, CB_CFG_FILE). One given text stands for the
+   * whole config as if it were the first file (a POST /config body).
+   */
+  private texts (given?: string | readonly ConfigText[]): ConfigText[] {
+    if (given === undefined) return readConfigTexts(this.configPaths)
+    if (typeof given !== 'string') return [...given]
+    const first = expandConfigPaths(this.configPaths.slice(0, 1)).files[0] ?? resolvePath(this.configPaths[0] ?? 'gateway.yml')
+    return [{ file: first, text: given }]
+  }
+
+  private async load (texts?: readonly ConfigText[]): Promise<LoadedConfig> {
+    return loadConfigTexts(texts ?? this.texts(), { plugins: this.plugins, env: this.opts.env, sections: this.sectionSchemas(), internalRoutes: new Map(this.extensions.map(e => [e.section, e.routeNames])) })
   }
 
   private async listenAll (): Promise<void> {
@@ -220,7 +230,7 @@ export class Gateway {
    * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
    * without it the config file is read again (SIGHUP), which also undoes a config applied by POST /config.
    */
-  async reload (text?: string): Promise<ReloadResult> {
+  async reload (text?: string | readonly ConfigText[]): Promise<ReloadResult> {
     while (this.reloading !== undefined) await this.reloading.catch(() => undefined)
     if (this.closed) return { ok: false, errors: 'the gateway is stopping', diagnostics: [] }
     this.reloading = this.doReload(text)
@@ -232,18 +242,18 @@ export class Gateway {
     } finally { this.reloading = undefined }
   }
 
-  private async doReload (given?: string): Promise<ReloadResult> {
+  private async doReload (given?: string | readonly ConfigText[]): Promise<ReloadResult> {
     let next: Runtime
-    let text: string
+    let text: ConfigText[]
     try {
-      text = given ?? this.readConfigFile()
+      text = this.texts(given)
       const cfg = await this.load(text)
       next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, revocationMetrics: this.metrics.revocation, onCloseError: (e) => this.closeFailed('plugin or section', e) })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
         this.logger.error({ errors: e.diagnostics.length, diagnostics: e.diagnostics.map(d => `${basename(d.file)}:${d.line}:${d.col} ${d.code} ${d.path}: ${d.message}`) }, 'config reload refused; the running config is unchanged')
-        return { ok: false, errors: formatDiagnostics(e.file, e.diagnostics), diagnostics: e.diagnostics }
+        return { ok: false, errors: formatDiagnostics(e.files, e.diagnostics), diagnostics: e.diagnostics }
       }
       this.logger.error({ err: e }, 'config reload failed; the running config is unchanged')
       return { ok: false, errors: (e as Error).message, diagnostics: [] }
@@ -326,7 +336,7 @@ export class Gateway {
     this.bound = keep
   }
 
-  private watchFiles (initialText: string | undefined): void {
+  private watchFiles (initialText: readonly ConfigText[] | undefined): void {
     this.watcher = watchConfigFiles({
       configFile: this.opts.configFile,
       initialText,
@@ -372,7 +382,8 @@ export function tlsFilesOf (cfg: LoadedConfig): string[] {
   }
   const t = cfg.settings.trusted_certificates
   if (t !== undefined) out.push(...(Array.isArray(t) ? t : [t]))
-  return out.map(f => resolve(cfg.baseDir, f))
+  const dir = cfg.source.dirOf(['gateway'])
+  return out.map(f => resolvePath(dir, f))
 }
 
 function createHandlerPair (g: Gateway) {

@@ -37,6 +37,10 @@ export type { CertSource } from './auth/cert-source.js'
 // upstream headers: hop-by-hop names and the gateway-wide strip set
 export { HOP_BY_HOP, StripSet } from './proxy/headers.js'
 
+// Kong consumers: the directory deps.consumers gives, mapping a request to one, the groups it authenticated with
+export { AUTHENTICATED_GROUPS, CONSUMER_HEADERS, findConsumer, setConsumer } from './pipeline/consumers.js'
+export type { ConsumerBy, ConsumerDirectory } from './pipeline/consumers.js'
+
 // in-process services (the built-in authorization server as an issuer / introspection endpoint)
 export { localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
 export type { LocalIssuer } from './pipeline/local-issuer.js'

@@ -13,6 +13,7 @@ import {
 } from '../../src/auth/verify-chain.js'
 import { admits } from '../../src/auth/revocation/online-checker.js'
 import { schema, type MtlsAuthConfig } from './schema.js'
+import { createCertificateMapper } from './consumer.js'
 import { createOnlineChecker, issuerIn } from './revocation.js'
 
 type FailureReason = ChainFailureReason | 'subject_dn' | 'revoked' | 'revocation_unknown'
@@ -114,6 +115,7 @@ export default definePlugin({
       deps.logger.warn({ where: deps.where }, 'crl_files are ignored: revocation_check_mode is SKIP')
     }
     const status = config.error_response_code
+    const mapCertificate = createCertificateMapper(config, deps)
     const identityHeaders = [
       config.upstream_cert_header, config.upstream_cert_fingerprint_header, config.upstream_cert_serial_header,
       config.upstream_cert_s_dn_header, config.upstream_cert_i_dn_header, config.upstream_cert_cn_header,
@@ -194,6 +196,7 @@ export default definePlugin({
       }
       ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: cert, chain: v.chain })
       for (const [name, value] of v.headers) ctx.setUpstreamHeader(name, value)
+      mapCertificate(ctx, cert, status)
     }
 
     return {

@@ -47,13 +47,15 @@ export const schema = z.strictObject({
   upstream_cert_cn_header: upstreamHeader('Send the subject\'s common name (CN)'),
   upstream_cert_org_header: upstreamHeader('Send the subject\'s organization (O)'),
 
-  // Kong keys accepted so Kong configs load; they configure features certbound does not have (see README).
-  skip_consumer_lookup: z.boolean().default(false)
-    .describe('Kong: skip mapping the certificate to a consumer. Accepted and ignored: certbound has no consumers and always behaves as true'),
+  // Kong's consumer mapping (consumer.ts)
+  skip_consumer_lookup: z.boolean().optional()
+    .describe('Kong: do not map the certificate to a consumer; any verified certificate passes, and authenticated_group_by names its acl group. ' +
+      'false: the certificate must map to one of consumers: (by consumer_by) or the request is refused (401). ' +
+      'Default: false when the config has consumers:, true when it has none (Callista\'s plugin has no consumers)'),
   consumer_by: z.array(z.enum(['username', 'custom_id'])).default(['username', 'custom_id'])
-    .describe('Kong: consumer fields matched against the certificate. Accepted and ignored (no consumers)'),
+    .describe('Kong: consumer fields matched, in this order, against the certificate\'s subject CN and then its SAN DNS names'),
   authenticated_group_by: z.enum(['CN', 'DN']).nullable().default('CN')
-    .describe('Kong: certificate field used as the authenticated group for ACLs. Accepted and ignored'),
+    .describe('Kong: with skip_consumer_lookup, the certificate field that becomes the authenticated group (the acl plugin\'s allow/deny, X-Authenticated-Groups); null: none'),
   cache_ttl: z.number().min(0).default(60)
     .describe('Kong: consumer cache lifetime in seconds. Accepted and ignored (verification is cached per TLS connection)'),
   send_ca_dn: z.boolean().default(false)

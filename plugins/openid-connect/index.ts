@@ -1,3 +1,4 @@
+import { withConsumerMapping } from './consumer.js'
 import { timingSafeEqual } from 'node:crypto'
 import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
 import { LRUCache } from 'lru-cache'
@@ -447,6 +448,6 @@ export default definePlugin({
     const certSource = config.certificate_header === undefined
       ? undefined
       : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
-    return new OpenidConnect(config, idp, log, introspection, certSource, createHeaderRevocationCheck(config, config.certificate_header, deps))
+    return withConsumerMapping(new OpenidConnect(config, idp, log, introspection, certSource, createHeaderRevocationCheck(config, config.certificate_header, deps)), config, deps)
   },
 })

@@ -120,6 +120,13 @@ export const openidConnectSchema = z.strictObject({
   trusted_ips: z.array(z.string().min(1)).default([])
     .describe('(certbound) Direct peers (IPs or CIDRs) allowed to send certificate_header'),
   ...headerRevocationKeys,
+  consumer_claim: z.array(z.string().min(1)).min(1).optional()
+    .describe('Kong: the claim that names the consumer (several names: a path into nested claims, e.g. [sub] or [client_id]); ' +
+      'the request is mapped to that consumer (X-Consumer-* upstream, acl, rate-limiting limit_by: consumer)'),
+  consumer_by: z.array(z.enum(['username', 'custom_id', 'id'])).min(1).default(['username', 'custom_id'])
+    .describe('Kong: consumer fields the consumer_claim value is matched against, in this order'),
+  consumer_optional: z.boolean().default(false)
+    .describe('Kong: a token whose claim names no consumer still passes (without a consumer); false: 403'),
 }).superRefine(function checkOpenidConnect (c, ctx) {
   const pop = c.proof_of_possession_mtls !== 'off'
   c.auth_methods.forEach((m, i) => {

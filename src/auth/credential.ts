@@ -31,7 +31,9 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
     clientId: str(claims.client_id) ?? str(claims.clientId) ?? str(claims.azp),
     scope: scopes.join(' '),
     scopes,
-    tokenType: str(claims.token_type) ?? str(claims.typ),
+    // RFC 7662 token_type, or Keycloak's typ claim; a JWT has neither (its JOSE typ is at+jwt, RFC 9068 §2.1): it was
+    // presented under the Bearer scheme (RFC 6750 §2.1), so X-Credential-Token-Type is sent on every token path
+    tokenType: str(claims.token_type) ?? str(claims.typ) ?? 'Bearer',
     cnfX5tS256: typeof cnf === 'string' ? cnf : undefined,
     verifiedBy,
   }

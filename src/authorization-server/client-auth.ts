@@ -12,7 +12,7 @@ import type { AuthMethod } from './schema.js'
 import type { ClientRevocationCheck } from './client-revocation.js'
 
 /** Verifies a client certificate's chain against the configured CAs (RFC 8705 §2.1). */
-export type ChainVerifier = (cert: PeerCertificate) => { ok: true, chain?: readonly X509Certificate[] } | { ok: false, reason: string }
+export type ChainVerifier = (cert: PeerCertificate, tls: TlsIdentity) => { ok: true, chain?: readonly X509Certificate[] } | { ok: false, reason: string }
 
 /** A client that proved who it is, and how. */
 export interface AuthenticatedClient {
@@ -79,7 +79,7 @@ export class ClientAuthenticator {
         if (p.basic !== undefined || p.postSecret !== undefined) throw fail(`presented a client secret; the client is registered for ${client.method}`)
         const cert = tls?.certificate ?? null
         if (cert === null) throw fail('no TLS client certificate on the connection', `client authentication failed: ${client.method} needs a TLS client certificate`)
-        const why = client.method === 'tls_client_auth' ? await this.checkPki(client, cert) : checkSelfSigned(client, cert)
+        const why = client.method === 'tls_client_auth' ? await this.checkPki(client, cert, tls!) : checkSelfSigned(client, cert)
         if (why !== undefined) throw fail(`${why} (certificate subject "${cert.subject}", x5t#S256 ${cert.x5tS256})`)
         return { client, method: client.method }
       }
@@ -87,8 +87,8 @@ export class ClientAuthenticator {
   }
 
   /** RFC 8705 §2.1: chains to ca_certificates, and carries the registered subject. Undefined = ok. */
-  private async checkPki (client: CompiledClient, cert: PeerCertificate): Promise<string | undefined> {
-    const chain = this.verifyChain(cert)
+  private async checkPki (client: CompiledClient, cert: PeerCertificate, tls: TlsIdentity): Promise<string | undefined> {
+    const chain = this.verifyChain(cert, tls)
     if (!chain.ok) return chain.reason
     if (!client.subject!.matches(cert)) return `the certificate does not match ${client.subject!.describe}`
     // after the cheap checks: a stranger's certificate never causes an OCSP request

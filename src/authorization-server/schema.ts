@@ -76,7 +76,7 @@ export const clientSchema = z.strictObject({
 
 export const authorizationServerSchema = z.strictObject({
   issuer: z.string().min(1).describe('The issuer identifier (RFC 8414 §2): an https URL without query or fragment, e.g. https://localhost:8443. Endpoint URLs derive from it'),
-  ca_certificates: fileList('PEM file(s) of the CAs tls_client_auth certificates must chain to (RFC 8705 §2.1), relative to the config file. Checked here, not by the listener: its client_ca may trust other CAs').optional(),
+  ca_certificates: fileList('PEM file(s) of the CAs tls_client_auth certificates must chain to (RFC 8705 §2.1), relative to the config file. Checked here, not by the listener: its client_ca may trust other CAs. Omitted: a certificate must have verified against the client_ca of the listener the request came in on (as Keycloak and WSO2 trust their HTTPS truststore)').optional(),
   allow_partial_chain: z.boolean().default(false)
     .describe('tls_client_auth: accept a chain that ends at any certificate in ca_certificates (an intermediate CA), not only at a self-signed root (OpenSSL X509_V_FLAG_PARTIAL_CHAIN)'),
   revocation_check_mode: z.enum(['SKIP', 'IGNORE_CA_ERROR', 'STRICT']).default('IGNORE_CA_ERROR')
@@ -140,7 +140,6 @@ export const authorizationServerSchema = z.strictObject({
     seenPaths.set(p, k)
   }
   const seenIds = new Map<string, number>()
-  let needsCa: number | undefined
   cfg.clients.forEach((c, i) => {
     const at = (...p: string[]) => ['clients', i, ...p]
     const prev = seenIds.get(c.client_id)
@@ -156,7 +155,6 @@ export const authorizationServerSchema = z.strictObject({
     const secretKeys = (['client_secret', 'client_secret_hash'] as const).filter(k => c[k] !== undefined)
     const notFor = (keys: readonly string[]) => { for (const k of keys) ctx.addIssue({ code: 'custom', path: at(k), message: `${k} does not apply to ${m} clients` }) }
     if (m === 'tls_client_auth') {
-      needsCa ??= i
       // RFC 8705 §2.1.2: exactly one of the subject metadata parameters
       if (subjectKeys.length === 0) {
         ctx.addIssue({ code: 'custom', path: at('token_endpoint_auth_method'), message: 'a tls_client_auth client needs one of tls_client_auth_subject_dn, subject_dn_pattern, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip, tls_client_auth_san_email (RFC 8705 §2.1.2)' })
@@ -189,9 +187,6 @@ export const authorizationServerSchema = z.strictObject({
       if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) ctx.addIssue({ code: 'custom', path: [...at('jwks', 'keys'), j, 'x5c', n], message: 'x5c entries are base64 (not base64url) DER certificates' })
     }))
   })
-  if (needsCa !== undefined && cfg.ca_certificates === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['clients', needsCa, 'token_endpoint_auth_method'], message: 'tls_client_auth needs ca_certificates: the CAs client certificates must chain to (RFC 8705 §2.1)' })
-  }
 })
 
 export type AuthorizationServerConfig = z.output<typeof authorizationServerSchema>

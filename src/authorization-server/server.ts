@@ -1,11 +1,12 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { X509Certificate } from 'node:crypto'
 import type { ExtensionDeps, ExtensionInstance, InternalRoute } from '../extensions/types.js'
+import type { PeerCertificate, TlsIdentity } from '../server/peer.js'
 import { localIntrospectionKey, localIssuerKey, type LocalIssuer } from '../pipeline/local-issuer.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import { formatPath, type PathKey } from '../config/diagnostic.js'
-import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
+import { certificateValidity, createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
 import { ClientActivity } from './client-activity.js'
@@ -59,7 +60,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 }
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'http' | 'now' | 'stash' | 'store' | 'revocationMetrics'>>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'http' | 'now' | 'stash' | 'store' | 'revocationMetrics' | 'dryRun' | 'listeners'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -90,9 +91,19 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     anchors.push(...certs)
   }
   const store = createTrustStore(anchors)
-  const verify: ChainVerifier = function verifyClientChain (cert) {
+  const byListener = config.ca_certificates === undefined
+  const verify: ChainVerifier = byListener ? verifyByListener : function verifyClientChain (cert) {
     const r = verifyChain(cert.x509, cert.chain, store, { allowPartialChain: config.allow_partial_chain, purpose: 'client_auth' })
     return r.ok ? { ok: true, chain: r.chain } : { ok: false, reason: `${r.reason}: ${r.detail}` }
+  }
+  const pkiClient = config.clients.findIndex(c => c.token_endpoint_auth_method === 'tls_client_auth')
+  if (byListener && pkiClient >= 0) {
+    const trusted = (deps.listeners ?? []).filter(l => l.clientCa).map(l => l.address)
+    if (trusted.length === 0) {
+      problems.push({ path: ['clients', pkiClient, 'token_endpoint_auth_method'], code: 'CB_CFG_INVALID', message: 'tls_client_auth needs ca_certificates, or a TLS listener with client_ca to trust: the CAs client certificates must chain to (RFC 8705 §2.1)' })
+    } else {
+      log.info({ listeners: trusted }, 'tls_client_auth: no ca_certificates, so a client certificate must have verified against the client_ca of the listener the request came in on')
+    }
   }
 
   const defaultAudience = config.audience ?? config.issuer
@@ -107,7 +118,8 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   let stateDir: string | undefined
   if (config.state_dir !== undefined) {
     stateDir = deps.resolvePath(config.state_dir)
-    try { mkdirSync(stateDir, { recursive: true, mode: 0o700 }) } catch (e) {
+    // `certbound validate` writes nothing: the directory and the key store are created by start only
+    if (deps.dryRun !== true) try { mkdirSync(stateDir, { recursive: true, mode: 0o700 }) } catch (e) {
       problems.push({ path: ['state_dir'], code: 'CB_CFG_FILE', message: `cannot create ${config.state_dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` })
     }
   }
@@ -124,7 +136,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
         log.warn('no key_store or state_dir: signing keys are ephemeral, every restart invalidates issued tokens')
         keys = await ephemeralKeys(alg)
       } else if (problems.every(p => p.path[0] !== 'state_dir')) {
-        keys = await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
+        keys = deps.dryRun === true && !existsSync(storeFile) ? await ephemeralKeys(alg) : await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
       }
     }
   } catch (e) {
@@ -217,4 +229,18 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       await ownHttp?.close()
     },
   }
+}
+
+/**
+ * tls_client_auth without ca_certificates (RFC 8705 §2.1 leaves the trust anchors to the server): the listener's
+ * client_ca, as Keycloak and WSO2 use their HTTPS truststore. OpenSSL verified the chain in the handshake
+ * (`verified`, which also demands a certificate); the dates are checked again for long-lived connections.
+ */
+function verifyByListener (cert: PeerCertificate, tls: TlsIdentity): { ok: true } | { ok: false, reason: string } {
+  if (!tls.verified) return { ok: false, reason: `untrusted: the certificate did not verify against the listener's client_ca${tls.verifyError === null ? '' : ` (${tls.verifyError})`} and there are no ca_certificates` }
+  const [from, to] = certificateValidity(cert.x509)
+  const now = Date.now()
+  if (now < from) return { ok: false, reason: `not_yet_valid: not valid before ${cert.x509.validFrom}` }
+  if (now > to) return { ok: false, reason: `expired: expired ${cert.x509.validTo}` }
+  return { ok: true }
 }

@@ -29,17 +29,23 @@ export function formatDiagnostic (d: Diagnostic, cwd = process.cwd()): string {
   return `${shown}:${d.line}:${d.col}  ${d.code}  ${d.path}\n    ${d.message}`
 }
 
-export function formatDiagnostics (file: string, ds: readonly Diagnostic[], cwd = process.cwd()): string {
+export function formatDiagnostics (file: string | readonly string[], ds: readonly Diagnostic[], cwd = process.cwd()): string {
   const lines = ds.map(d => formatDiagnostic(d, cwd))
-  const shown = relative(cwd, file) || file
-  lines.push(`${ds.length} error${ds.length === 1 ? '' : 's'} in ${shown.startsWith('..') ? file : shown}; nothing was started`)
+  const show = (f: string): string => { const r = relative(cwd, f) || f; return r.startsWith('..') ? f : r }
+  const files = typeof file === 'string' ? [file] : file
+  lines.push(`${ds.length} error${ds.length === 1 ? '' : 's'} in ${files.map(show).join(', ')}; nothing was started`)
   return lines.join('\n')
 }
 
 /** Thrown when a config cannot be loaded; carries every diagnostic found. */
 export class ConfigError extends Error {
-  constructor (readonly file: string, readonly diagnostics: readonly Diagnostic[]) {
+  /** The first config file (several with `-c a.yml -c b.yml`: all of them are in `files`). */
+  readonly file: string
+  readonly files: readonly string[]
+  constructor (file: string | readonly string[], readonly diagnostics: readonly Diagnostic[]) {
     super(formatDiagnostics(file, diagnostics))
+    this.files = typeof file === 'string' ? [file] : [...file]
+    this.file = this.files[0] ?? ''
     this.name = 'ConfigError'
   }
 }

@@ -121,6 +121,19 @@ export const serviceSchema = z.strictObject({
   tags: z.array(z.string()).optional(),
 })
 
+/** Kong's consumer entity: who a request is, once an authentication plugin mapped it (mtls-auth, openid-connect). */
+export const consumerSchema = z.strictObject({
+  username: z.string().min(1).optional().describe('Unique name; mtls-auth `consumer_by: [username]` matches it against the certificate\'s CN and SAN DNS names'),
+  custom_id: z.string().min(1).optional().describe('Unique id from another system; `consumer_by: [custom_id]` matches it'),
+  id: z.string().optional().describe('Kong\'s UUID; sent upstream as X-Consumer-ID (default: the username, else custom_id)'),
+  tags: z.array(z.string()).optional(),
+  acls: z.array(z.strictObject({
+    group: z.string().min(1).describe('An acl group this consumer belongs to'),
+    id: z.string().optional(),
+    tags: z.array(z.string()).optional(),
+  })).optional().describe('The consumer\'s acl groups (the acl plugin\'s allow/deny; X-Consumer-Groups upstream)'),
+})
+
 export const gatewaySchema = z.strictObject({
   listen: z.array(listenSchema).min(1).default([{ address: '127.0.0.1:8000', tls: undefined }]),
   admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config, the dashboard at /)'),
@@ -147,12 +160,14 @@ export const rootSchema = z.strictObject({
   services: z.array(serviceSchema).default([]),
   routes: z.array(routeSchema).default([]),
   plugins: z.array(pluginEntrySchema).default([]),
+  consumers: z.array(consumerSchema).default([]).describe('Kong consumers (username, custom_id, acls)'),
   authorization_server: z.record(z.string(), z.unknown()).optional().describe('The built-in authorization server (see docs)'),
 })
 
 export type RootConfig = z.output<typeof rootSchema>
 export type ServiceConfig = z.output<typeof serviceSchema>
 export type RouteConfig = z.output<typeof routeSchema>
+export type ConsumerConfig = z.output<typeof consumerSchema>
 export type PluginEntry = z.output<typeof pluginEntrySchema>
 export type ListenConfig = z.output<typeof listenSchema>
 export type LimitsConfig = z.output<typeof limitsSchema>

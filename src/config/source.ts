@@ -2,6 +2,7 @@ import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node
 import type { Diagnostic, PathKey } from './diagnostic.js'
 import { formatPath } from './diagnostic.js'
 import type { ConfigErrorCode } from '../errors/codes.js'
+import { explainYamlError } from './yaml-errors.js'
 
 const ENV_RE = /\$\{\{\s*env\s+"([^"]*)"\s*\}\}/g
 
@@ -26,9 +27,16 @@ export class ConfigSource {
     for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1)
     this.textLength = text.length
     this.doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true })
+    const lines = new Set<number>()
+    const starts = new Set<number>()
     for (const e of this.doc.errors) {
-      const pos = this.linePos(e.pos[0])
-      this.diagnostics.push({ file, line: pos.line, col: pos.col, code: 'CB_CFG_YAML', path: '(yaml)', message: e.message.split('\n')[0] })
+      const { offset, message } = explainYamlError(e, text)
+      const pos = this.linePos(offset)
+      // one mistake often makes the parser fail twice (on one line, or at one place): report it once
+      if (lines.has(pos.line) || starts.has(e.pos[0])) continue
+      lines.add(pos.line)
+      starts.add(e.pos[0])
+      this.diagnostics.push({ file, line: pos.line, col: pos.col, code: 'CB_CFG_YAML', path: '(yaml)', message })
     }
     if (this.doc.errors.length === 0) this.substituteEnv(env)
   }

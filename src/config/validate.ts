@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs'
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
-import { ConfigSource } from './source.js'
+import { ConfigSet, sortDiagnostics, type ConfigText } from './config-set.js'
 import { ConfigError, closest, type Diagnostic, type PathKey } from './diagnostic.js'
-import { gatewaySchema, listenSchema, pluginEntrySchema, rootSchema, routeSchema, serviceSchema, type GatewaySettings, type PluginEntry, type RootConfig, type RouteConfig, type ServiceConfig } from './schema.js'
+import { salvaged, salvageEntity, salvageList } from './salvage.js'
+import { refuseKongEntities } from './kong-entities.js'
+import { resolveConsumers, type ResolvedConsumer } from './consumers.js'
+import { consumerSchema, gatewaySchema, listenSchema, pluginEntrySchema, rootSchema, routeSchema, serviceSchema, type GatewaySettings, type PluginEntry, type RootConfig, type RouteConfig, type ServiceConfig } from './schema.js'
 import { reportZodIssues } from './zod-issues.js'
 import type { PluginDefinition } from '../pipeline/types.js'
 
@@ -57,9 +60,12 @@ export interface ResolvedRoute {
 
 /** A validated, resolved config: plain data, no YAML, ready to compile. */
 export interface LoadedConfig {
+  /** The first config file; `files` has them all (`-c a.yml -c b.yml`, `-c DIR`). */
   readonly file: string
+  readonly files: readonly string[]
+  /** The first file's directory (entries resolve paths against their own file's: `source.dirOf(path)`). */
   readonly baseDir: string
-  /** SHA-256 of the file's text: /status reports it so operators can tell which config is live. */
+  /** SHA-256 of the files' text: /status reports it so operators can tell which config is live. */
   readonly hash: string
   readonly settings: GatewaySettings
   readonly listeners: ResolvedListener[]
@@ -69,6 +75,8 @@ export interface LoadedConfig {
   readonly routes: ResolvedRoute[]
   /** Every plugin entry, once (for strip sets and lifecycle). */
   readonly pluginEntries: ResolvedPlugin[]
+  /** `consumers:`, by username, id and custom_id (plugins map requests to them). */
+  readonly consumers: readonly ResolvedConsumer[]
   readonly raw: RootConfig
   /** Extra top-level sections (authorization_server) with their paths, validated by their owners. */
   readonly sections: Record<string, { value: unknown, path: PathKey[] }>
@@ -77,7 +85,7 @@ export interface LoadedConfig {
    * plugins with `route: <internal route name>`), in priority order.
    */
   readonly internalRoutes: ReadonlyMap<string, ResolvedPlugin[]>
-  readonly source: ConfigSource
+  readonly source: ConfigSet
 }
 
 export interface LoadOptions {
@@ -103,12 +111,15 @@ export function loadConfigFile (file: string, opts: LoadOptions): LoadedConfig {
 
 /** Validate config text as if it were `file` (paths resolve against its directory). */
 export function loadConfigText (file: string, text: string, opts: LoadOptions): LoadedConfig {
-  const src = new ConfigSource(file, text, opts.env ?? process.env)
-  const result = validate(src, text, opts)
-  if (src.diagnostics.length > 0 || result === undefined) {
-    const sorted = [...src.diagnostics].sort((a, b) => a.line - b.line || a.col - b.col)
-    throw new ConfigError(file, dedupe(sorted))
-  }
+  return loadConfigTexts([{ file, text }], opts)
+}
+
+/** Validate several files merged as decK merges them (see ConfigSet); throws ConfigError with every problem. */
+export function loadConfigTexts (texts: readonly ConfigText[], opts: LoadOptions): LoadedConfig {
+  const set = new ConfigSet(texts, opts.env ?? process.env)
+  const result = validate(set, opts)
+  const ds = set.diagnostics
+  if (ds.length > 0 || result === undefined) throw new ConfigError(set.files, dedupe(sortDiagnostics(ds, set.files)))
   return result
 }
 
@@ -119,15 +130,11 @@ function dedupe (ds: Diagnostic[]): Diagnostic[] {
   return ds.filter(d => { if (d.code !== 'CB_CFG_ENV' && envAt.has(`${d.line}:${d.col}`)) return false; const k = `${d.line}:${d.col}:${d.code}:${d.path}:${d.message}`; if (seen.has(k)) return false; seen.add(k); return true })
 }
 
-function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedConfig | undefined {
+function validate (src: ConfigSet, opts: LoadOptions): LoadedConfig | undefined {
   // a YAML syntax error leaves nothing to validate; a missing env variable (already reported) does not stop the rest
-  if (src.doc.errors.length > 0) return undefined
-  const js = src.toJS()
-  if (js === undefined) return undefined // refused by toJS (alias bomb), already reported
-  if (js === null || typeof js !== 'object' || Array.isArray(js)) {
-    src.report([], 'CB_CFG_TYPE', 'the config must be a YAML mapping with _format_version, gateway, services, plugins')
-    return undefined
-  }
+  const merged = src.merged
+  if (merged === undefined) return undefined // a syntax error, an alias bomb or a non-mapping file: already reported
+  const js = refuseKongEntities(src, merged)
   // reportInput: zod 4 leaves issue.input out by default, and the diagnostics need it to tell a wrong type from a missing key
   const parsed = rootSchema.safeParse(js, { reportInput: true })
   if (!parsed.success) reportZodIssues(src, rootSchema, parsed.error.issues, [])
@@ -139,7 +146,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   const rawServiceNames = new Set(rawNames(rawRoot.services))
   const rawRouteNames = new Set([...rawNames(rawRoot.routes), ...(Array.isArray(rawRoot.services) ? rawRoot.services.flatMap((s: unknown) => rawNames((s as { routes?: unknown } | null)?.routes)) : [])])
 
-  const files = new FileReader(src, baseDir)
+  const files = new FileReader(src)
   const settings = root.gateway
   const listeners: ResolvedListener[] = []
   const seenAddr = new Map<string, number>()
@@ -198,7 +205,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   const serviceByName = new Map<string, { svc: ResolvedService, cfg: ServiceConfig, index: number }>()
   root.services.forEach((s, i) => {
     const p: PathKey[] = ['services', i]
-    if (serviceByName.has(s.name)) { src.report([...p, 'name'], 'CB_CFG_DUPLICATE', `service name "${s.name}" is already used by services[${serviceByName.get(s.name)!.index}]`); return }
+    if (serviceByName.has(s.name)) { src.report([...p, 'name'], 'CB_CFG_DUPLICATE', `service name "${s.name}" is already used by ${src.describe(['services', serviceByName.get(s.name)!.index])}`); return }
     const svc = resolveService(src, p, s)
     if (svc === undefined) return
     services.push(svc)
@@ -224,9 +231,9 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     if (it.cfg.name !== undefined) {
       if (internalNames.has(name)) src.report([...it.path, 'name'], 'CB_CFG_DUPLICATE', `route name "${name}" is the ${internalNames.get(name)!} endpoint's internal route; attach plugins to it with a top-level plugin entry (route: ${name}) instead`)
       else if (routeNames.has(name)) src.report([...it.path, 'name'], 'CB_CFG_DUPLICATE', `route name "${name}" is already used by ${routeNames.get(name)}`)
-      else routeNames.set(name, formatKeys(it.path))
+      else routeNames.set(name, src.describe(it.path))
     }
-    if ((it.cfg.paths?.length ?? 0) === 0 && (it.cfg.hosts?.length ?? 0) === 0 && (it.cfg.methods?.length ?? 0) === 0 && it.cfg.headers === undefined) {
+    if (!salvaged.has(it.cfg) && (it.cfg.paths?.length ?? 0) === 0 && (it.cfg.hosts?.length ?? 0) === 0 && (it.cfg.methods?.length ?? 0) === 0 && it.cfg.headers === undefined) {
       src.report(it.path, 'CB_CFG_REQUIRED', 'a route needs at least one of paths, hosts, methods, headers')
     }
     it.cfg.paths?.forEach((pth, m) => {
@@ -290,13 +297,13 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   const dupCheck = (list: Attached[], where: string) => {
     const seen = new Map<string, PathKey[]>()
     for (const a of list) {
-      if (seen.has(a.entry.name)) src.report([...a.path, 'name'], 'CB_CFG_DUPLICATE', `plugin "${a.entry.name}" is configured twice on ${where} (also at ${formatKeys(seen.get(a.entry.name)!)})`)
+      if (seen.has(a.entry.name)) src.report([...a.path, 'name'], 'CB_CFG_DUPLICATE', `plugin "${a.entry.name}" is configured twice on ${where} (also at ${src.describe(seen.get(a.entry.name)!)})`)
       else seen.set(a.entry.name, a.path)
     }
   }
   dupCheck(global, 'the global scope')
   for (const [n, l] of byService) dupCheck(l, `service "${n}"`)
-  for (const [it, l] of routePlugins) dupCheck(l, `route ${it.cfg.name ?? formatKeys(it.path)}`)
+  for (const [it, l] of routePlugins) dupCheck(l, `route ${it.cfg.name ?? src.describe(it.path)}`)
   for (const n of internalNames.keys()) dupCheck(byRoute.get(n) ?? [], `route ${n}`)
 
   const routes: ResolvedRoute[] = []
@@ -350,11 +357,13 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     if (!r.success) reportZodIssues(src, schema, r.error.issues, [name], `section "${name}"`)
     else sections[name] = { value: r.data, path: [name] }
   }
+  const consumers = resolveConsumers(src, root.consumers)
   if (!parsed.success || src.diagnostics.length > 0) return undefined
   return {
     file: src.file,
+    files: src.files,
     baseDir,
-    hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    hash: src.hash,
     settings: root.gateway,
     listeners,
     adminListen,
@@ -362,6 +371,7 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     services,
     routes,
     pluginEntries: all,
+    consumers,
     raw: root,
     sections,
     internalRoutes,
@@ -369,24 +379,18 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
   }
 }
 
-/**
- * After a schema failure, the root made of the entries that parse on their own. Refused entries stay holes
- * (sparse arrays: forEach skips them and indexes keep pointing at the right YAML items); they were reported.
- */
+/** After a schema failure, the root made of what parses (see salvageEntity); every refusal was reported. */
 function salvage (raw: Record<string, unknown>): RootConfig {
-  const each = <S extends z.ZodType>(schema: S, v: unknown): Array<z.output<S>> => {
-    const out: Array<z.output<S>> = []
-    if (Array.isArray(v)) v.forEach((x: unknown, i) => { const r = schema.safeParse(x); if (r.success) out[i] = r.data })
-    return out
-  }
-  const g = gatewaySchema.safeParse(raw.gateway ?? {})
-  const rawListen = raw.gateway !== null && typeof raw.gateway === 'object' ? (raw.gateway as { listen?: unknown }).listen : undefined
+  const plugins = (v: unknown): unknown[] => salvageList(pluginEntrySchema, v)
+  const routes = (v: unknown): unknown[] => salvageList(routeSchema, v, { plugins })
+  const gateway = salvageEntity(gatewaySchema, raw.gateway ?? {}, { listen: (v: unknown) => salvageList(listenSchema, v) })
   return {
     _format_version: '3.0',
-    gateway: g.success ? g.data : { ...gatewaySchema.parse({}), listen: each(listenSchema, rawListen) },
-    services: each(serviceSchema, raw.services),
-    routes: each(routeSchema, raw.routes),
-    plugins: each(pluginEntrySchema, raw.plugins),
+    gateway: gateway ?? gatewaySchema.parse({}),
+    services: salvageList(serviceSchema, raw.services, { routes, plugins }),
+    routes: salvageList(routeSchema, raw.routes, { plugins }),
+    plugins: salvageList(pluginEntrySchema, raw.plugins),
+    consumers: salvageList(consumerSchema, raw.consumers),
   }
 }
 
@@ -396,7 +400,7 @@ function rawNames (list: unknown): string[] {
   return list.flatMap((x: unknown) => typeof (x as { name?: unknown } | null)?.name === 'string' ? [(x as { name: string }).name] : [])
 }
 
-function resolveService (src: ConfigSource, p: PathKey[], s: ServiceConfig): ResolvedService | undefined {
+function resolveService (src: ConfigSet, p: PathKey[], s: ServiceConfig): ResolvedService | undefined {
   let protocol = s.protocol ?? 'http'; let host = s.host; let port = s.port; let path = s.path ?? ''
   if (s.url !== undefined) {
     if (s.host !== undefined || s.port !== undefined || s.path !== undefined || s.protocol !== undefined) {
@@ -411,7 +415,11 @@ function resolveService (src: ConfigSource, p: PathKey[], s: ServiceConfig): Res
     port = u.port === '' ? undefined : Number(u.port)
     path = u.pathname === '/' && !s.url.replace(/^[a-z]+:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname
   }
-  if (host === undefined || host === '') { src.report(p, 'CB_CFG_REQUIRED', 'a service needs url, or host (with protocol/port/path)'); return undefined }
+  if (host === undefined || host === '') {
+    // a url or host the schema refused (reported) is not also missing
+    if (!salvaged.has(s)) src.report(p, 'CB_CFG_REQUIRED', 'a service needs url, or host (with protocol/port/path)')
+    return undefined
+  }
   if (path !== '' && !path.startsWith('/')) { src.report([...p, 'path'], 'CB_CFG_INVALID', 'path must start with "/"'); return undefined }
   return {
     name: s.name,
@@ -429,11 +437,11 @@ function resolveService (src: ConfigSource, p: PathKey[], s: ServiceConfig): Res
 
 /** Reads referenced files once and reports unreadable or malformed ones at the referencing key. */
 class FileReader {
-  constructor (private readonly src: ConfigSource, private readonly baseDir: string) {}
+  constructor (private readonly src: ConfigSet) {}
 
   read (path: PathKey[], f: string): Buffer | undefined {
     try {
-      return readFileSync(resolve(this.baseDir, f))
+      return readFileSync(resolve(this.src.dirOf(path), f))
     } catch (err) {
       this.src.report(path, 'CB_CFG_FILE', `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (paths are resolved relative to the config file)`)
       return undefined

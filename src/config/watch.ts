@@ -1,16 +1,18 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
+import { statSync, watch, type FSWatcher } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import type { ConfigText } from './config-set.js'
+import { readConfigTexts, sameTexts } from './files.js'
 
 /** Quiet time after the last file-system event before the files are read (editors write in several steps). */
 export const WATCH_DEBOUNCE_MS = 300
 
 export interface ConfigWatchOptions {
-  /** gateway.yml. */
-  readonly configFile: string
-  /** The text the gateway started from: an event that leaves the file with this text is not a change. */
-  readonly initialText: string | undefined
-  /** The config file has new, non-empty text. */
-  onConfig(text: string): void
+  /** The `-c` arguments: files, or directories (every *.yml / *.yaml in them, files added later included). */
+  readonly configFile: string | readonly string[]
+  /** The texts the gateway started from: an event that leaves the files with these texts is not a change. */
+  readonly initialText: readonly ConfigText[] | undefined
+  /** A config file has new text (and none is empty). */
+  onConfig(texts: ConfigText[]): void
   /** One of the other watched files (listener certificates, keys, client CAs) changed. */
   onFiles(): void
   readonly debounceMs?: number
@@ -29,9 +31,17 @@ export interface ConfigWatch {
  * file fails validation and changes nothing, and the write that completes it is another event, which applies.
  */
 export function watchConfigFiles (o: ConfigWatchOptions): ConfigWatch {
-  const file = resolve(o.configFile)
-  const configDir = dirname(file)
-  const configName = basename(file)
+  const paths = (typeof o.configFile === 'string' ? [o.configFile] : o.configFile).map(p => resolve(p))
+  // a directory argument: any YAML file in it counts (one added later too); a file: that name in its directory
+  const configDirs = new Set<string>()
+  const configNames = new Set<string>()
+  for (const p of paths) {
+    let isDir = false
+    try { isDir = statSync(p).isDirectory() } catch { /* missing now: watch for it by name */ }
+    if (isDir) configDirs.add(p)
+    else configNames.add(p)
+  }
+  const watchedDirs = [...configDirs, ...[...configNames].map(f => dirname(f))]
   const debounceMs = o.debounceMs ?? WATCH_DEBOUNCE_MS
   const watchers = new Map<string, FSWatcher>()
   let files = new Set<string>()
@@ -49,13 +59,13 @@ export function watchConfigFiles (o: ConfigWatchOptions): ConfigWatch {
     filesChanged = false
     if (closed) return
     if (cfg) {
-      let text: string | undefined
+      let texts: ConfigText[] | undefined
       // gone between a delete and the rename that replaces it: the rename is another event
-      try { text = readFileSync(file, 'utf8') } catch { text = undefined }
+      try { texts = readConfigTexts(paths) } catch { texts = undefined }
       // truncated to nothing is a writer caught mid-write, not a config
-      if (text !== undefined && text !== lastText && text.trim() !== '') {
-        lastText = text
-        o.onConfig(text)
+      if (texts !== undefined && !sameTexts(lastText, texts) && texts.every(t => t.text.trim() !== '')) {
+        lastText = texts
+        o.onConfig(texts)
         return
       }
     }
@@ -65,7 +75,9 @@ export function watchConfigFiles (o: ConfigWatchOptions): ConfigWatch {
   function onEvent (dir: string, name: string | null): void {
     const kubernetesSwap = name !== null && name.startsWith('..')
     let relevant = false
-    if (dir === configDir && (name === null || name === configName || kubernetesSwap)) { configChanged = true; relevant = true }
+    const isConfig = name === null || kubernetesSwap ||
+      configNames.has(join(dir, name)) || (configDirs.has(dir) && /\.ya?ml$/i.test(name) && !name.startsWith('.'))
+    if (watchedDirs.includes(dir) && isConfig) { configChanged = true; relevant = true }
     if (name === null || kubernetesSwap || files.has(join(dir, name))) {
       for (const f of files) if (dirname(f) === dir) { filesChanged = true; relevant = true; break }
     }
@@ -76,7 +88,7 @@ export function watchConfigFiles (o: ConfigWatchOptions): ConfigWatch {
   }
 
   function sync (): void {
-    const dirs = new Set([configDir, ...[...files].map(f => dirname(f))])
+    const dirs = new Set([...watchedDirs, ...[...files].map(f => dirname(f))])
     for (const [dir, w] of watchers) if (!dirs.has(dir)) { w.close(); watchers.delete(dir) }
     for (const dir of dirs) {
       if (watchers.has(dir)) continue

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import type { ConfigSource } from './source.js'
+import type { ConfigReporter } from './config-set.js'
 import { closest, type PathKey } from './diagnostic.js'
 
 interface Def { type: string, shape?: Record<string, z.ZodType>, innerType?: z.ZodType, element?: z.ZodType, options?: z.ZodType[], in?: z.ZodType, out?: z.ZodType, valueType?: z.ZodType }
@@ -32,7 +32,7 @@ export function knownKeys (schema: z.ZodType, path: readonly PathKey[]): string[
  * Turn zod issues into positioned diagnostics. `prefix` is where the validated value sits in the file
  * (a plugin's `config` block), `label` names it in messages ("plugin \"mtls-auth\"").
  */
-export function reportZodIssues (src: ConfigSource, schema: z.ZodType, issues: readonly z.core.$ZodIssue[], prefix: readonly PathKey[], label?: string): void {
+export function reportZodIssues (src: Pick<ConfigReporter, 'report'>, schema: z.ZodType, issues: readonly z.core.$ZodIssue[], prefix: readonly PathKey[], label?: string): void {
   for (const issue of flatten(issues)) {
     const path = [...prefix, ...(issue.path as PathKey[])]
     switch (issue.code) {

@@ -28,6 +28,10 @@ export const ERRORS = {
   CB_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'An invalid response was received from the upstream server' },
   CB_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server is timing out' },
   CB_ERR_INTERNAL: { status: 500, message: 'An unexpected error occurred' },
+  // consumers (Kong's acl)
+  CB_ERR_ACL_FORBIDDEN: { status: 403, message: 'You cannot consume this service' },
+  CB_ERR_NOT_AUTHENTICATED: { status: 401, message: 'Unauthorized' },
+  CB_ERR_CONSUMER_NOT_FOUND: { status: 403, message: 'Forbidden' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS
@@ -53,6 +57,8 @@ export const CONFIG_ERRORS = {
   CB_CFG_CHAIN: 'a plugin reads the verified credential but no token plugin runs before it on the route',
   CB_CFG_PLUGIN: 'a plugin could not be created from its (valid) config',
   CB_CFG_SECTION: 'a top-level section (authorization_server) could not be created from its (valid) config',
+  CB_CFG_NO_TLS_LISTENER: 'a plugin needs the client certificate but no listener has tls (a Kong file has no listeners)',
+  CB_CFG_UNSUPPORTED: 'a Kong entity or key certbound does not implement (refused with the reason, never ignored)',
 } as const satisfies Record<string, string>
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERRORS

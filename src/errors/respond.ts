@@ -52,9 +52,9 @@ function unreadBody (req: IncomingMessage): boolean {
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined
 }
 
-/** Send a GatewayError as the response. */
-export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): void {
-  writeResponse(res, errorResponse(err), { requestId })
+/** Send a GatewayError as the response; returns the body's bytes (the access log's `bytes`), 0 when nothing was sent. */
+export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): number {
+  return writeResponse(res, errorResponse(err), { requestId })
 }
 
 /** A plain JSON answer from the gateway itself. */

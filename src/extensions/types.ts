@@ -21,6 +21,10 @@ export interface ExtensionDeps {
   /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
   readonly stash?: Map<string, unknown>
   readonly revocationMetrics?: RevocationMetrics
+  /** The gateway's listeners: which have a client_ca (the authorization server's default tls_client_auth trust). */
+  readonly listeners?: ReadonlyArray<{ readonly address: string, readonly clientCa: boolean }>
+  /** `certbound validate`: check everything, write nothing (no state_dir, no key store). */
+  readonly dryRun?: boolean
 }
 
 /**

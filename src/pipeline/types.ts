@@ -1,3 +1,4 @@
+import type { ConsumerDirectory } from './consumers.js'
 import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
@@ -80,6 +81,8 @@ export interface PluginDeps {
   readonly now: Clock
   /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
   readonly revocationMetrics?: RevocationMetrics
+  /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */
+  readonly consumers?: ConsumerDirectory
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

@@ -65,6 +65,8 @@ export interface DevPkiResult {
   dir: string
   /** Base names of the files written by this call, in write order (empty when everything existed). */
   files: string[]
+  /** Pairs that existed and were kept as they are (`ca`, `server`…): delete them to regenerate. */
+  kept: string[]
 }
 
 type KeyAlg = NonNullable<CertOptions['keyAlg']>
@@ -145,6 +147,7 @@ export async function writeDevPki (outDir: string, opts: DevPkiOptions = {}): Pr
   const existing = loadExistingCa(dir)
   const ca = existing ?? await createCa({ subject: DEV_CA_SUBJECT })
   const files = existing === undefined ? writePair(dir, 'ca', ca) : []
+  const kept = existing === undefined ? [] : ['ca']
   const hosts = splitHosts(opts.hosts ?? ['localhost', '127.0.0.1'])
   const leaves: ReadonlyArray<readonly [string, CertOptions]> = [
     ['server', { kind: 'server', subject: DEV_SERVER_SUBJECT, dns: hosts.dns, ips: hosts.ips }],
@@ -152,10 +155,10 @@ export async function writeDevPki (outDir: string, opts: DevPkiOptions = {}): Pr
     ['client2', { kind: 'client', subject: 'CN=client2, O=Example Org' }],
   ]
   for (const [name, certOpts] of leaves) {
-    if (existing !== undefined && pairExists(dir, name)) continue
+    if (existing !== undefined && pairExists(dir, name)) { kept.push(name); continue }
     files.push(...writePair(dir, name, await issueCert(ca, certOpts)))
   }
-  return { dir, files }
+  return { dir, files, kept }
 }
 
 /**

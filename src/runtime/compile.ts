@@ -2,6 +2,8 @@ import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { LoadedConfig, ResolvedPlugin, ResolvedRoute, ResolvedService } from '../config/validate.js'
 import { ConfigError, formatPath, type PathKey } from '../config/diagnostic.js'
+import { sortDiagnostics } from '../config/config-set.js'
+import { CONSUMER_HEADERS, createConsumerDirectory } from '../pipeline/consumers.js'
 import type { PluginDeps, PluginInstance, LocalServices } from '../pipeline/types.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import type { GatewayExtension, ExtensionInstance, InternalRoute } from '../extensions/types.js'
@@ -53,6 +55,8 @@ export interface CompileOptions {
   revocationMetrics?: RevocationMetrics
   /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
   onCloseError?: (err: unknown) => void
+  /** `certbound validate`: extensions check without writing anything. */
+  dryRun?: boolean
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -61,19 +65,20 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const http = createHttpClient({ trustedCa: cfg.trustedCa })
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
-  const resolvePath = (p: string): string => resolve(cfg.baseDir, p)
   const extensions: Array<{ section: string, path: readonly PathKey[], instance: ExtensionInstance }> = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
     await Promise.allSettled(cleanup.map(c => c()))
-    throw new ConfigError(cfg.file, [...src.diagnostics].sort((a, b) => a.line - b.line || a.col - b.col))
+    throw new ConfigError(cfg.files, sortDiagnostics(src.diagnostics, cfg.files))
   }
 
   for (const ext of opts.extensions) {
     const sec = cfg.sections[ext.section]
     if (sec === undefined) continue
     try {
-      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics })
+      // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
+      const dir = src.dirOf(sec.path)
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push({ section: ext.section, path: sec.path, instance: inst })
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -83,10 +88,12 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     }
   }
 
+  const consumers = createConsumerDirectory(cfg.consumers)
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics }
+    const dir = src.dirOf(rp.path)
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -104,6 +111,8 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const routes: CompiledRoute[] = []
   const stripNames = new Set<string>()
   let requestClientCertificate = false
+  // strip before set: no client may pose as a consumer, whichever plugins the route has (Kong's X-Consumer-*)
+  for (const h of CONSUMER_HEADERS) stripNames.add(h)
   for (const inst of instances.values()) {
     for (const h of inst.instance.identityHeaders ?? []) stripNames.add(h.toLowerCase())
     if (inst.instance.requestClientCertificate === true) requestClientCertificate = true
@@ -128,6 +137,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
       reportConflicts(cfg, ir)
     }
   }
+  checkClientCertificateReachable(cfg, instances)
   if (src.diagnostics.length > 0) return await fail()
 
   const pools = new UpstreamPools(cfg.trustedCa)
@@ -159,6 +169,28 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     },
   }
   return runtime
+}
+
+/**
+ * A plugin that needs the client certificate, with no TLS listener to ask for one, refuses every request (401):
+ * a Kong file has no listeners (they are in kong.conf), so a decK file run as it is would fail silently at the
+ * first request. Say so at load instead. A certificate from a trusted proxy's header (certificate_header) needs
+ * no TLS listener.
+ */
+function checkClientCertificateReachable (cfg: LoadedConfig, instances: ReadonlyMap<string, { plugin: ResolvedPlugin, instance: PluginInstance }>): void {
+  if (cfg.listeners.some(l => l.tls !== undefined)) return
+  const reported = new Set<string>()
+  for (const r of cfg.routes) {
+    for (const p of r.plugins) {
+      const inst = instances.get(p.key)
+      if (inst?.instance.requestClientCertificate !== true || reported.has(p.key)) continue
+      if ((p.config as { certificate_header?: unknown } | null)?.certificate_header !== undefined) continue
+      reported.add(p.key)
+      cfg.source.report([...p.path, 'name'], 'CB_CFG_NO_TLS_LISTENER',
+        `plugin "${p.def.name}" on route "${r.name}" needs the client certificate, but no listener has tls: every request would be refused. ` +
+        'Add gateway.listen[].tls (cert, key, client_ca): a Kong file has no listeners, certbound\'s are in its gateway: section')
+    }
+  }
 }
 
 /**

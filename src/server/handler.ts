@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { GatewayError } from '../errors/index.js'
-import { rawErrorResponse, sendError, writeResponse } from '../errors/respond.js'
+import { errorResponse, rawErrorResponse, sendError, writeResponse } from '../errors/respond.js'
 import { RequestContext } from '../pipeline/context.js'
 import type { TerminalHandler, UpstreamHead } from '../pipeline/types.js'
 import { forward, type ForwardResult } from '../proxy/forward.js'
@@ -124,7 +124,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
   }
 
-  function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined): void {
+  function accessLog (rt: Runtime, req: IncomingMessage, id: string, route: string, path: string, status: number, startNs: bigint, r: ForwardResult | undefined, ctx: RequestContext | undefined, err: GatewayError | undefined, sentBytes = 0): void {
     const totalMs = Number(process.hrtime.bigint() - startNs) / 1e6
     metrics.request(route, status, totalMs / 1000)
     const svc = ctx?.route.service
@@ -140,7 +140,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       method: req.method,
       path,
       status,
-      bytes: r?.bytes ?? 0,
+      // proxied: the upstream body's bytes; answered by the gateway (errors, request-termination): its own body's
+      bytes: r?.bytes ?? sentBytes,
       total_ms: totalMs,
       upstream_ms: r?.upstreamMs,
       retries: r !== undefined && r.retries > 0 ? r.retries : undefined,
@@ -150,8 +151,9 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       cert_x5t: cert?.x5tS256,
       sub: cred?.sub,
       client_id: cred?.clientId,
-      err: err === undefined ? undefined : err.code,
-      reason: err?.detail,
+      // a 2xx/3xx the gateway wrote itself (request-termination) is an answer, not an error
+      err: err === undefined || err.status < 400 ? undefined : err.code,
+      reason: err === undefined || err.status < 400 ? undefined : err.detail,
     })
   }
 
@@ -251,6 +253,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     let failure: GatewayError | undefined
     let ctx: RequestContext | undefined
     let path = req.url ?? ''
+    let sentBytes = 0
     try {
       const refused = malformedRequest(req, rt.config.settings.limits.max_header_count) ?? (ex.kind === 'upgrade' ? refusedUpgrade(req) : undefined)
       if (refused !== undefined) throw refused
@@ -277,14 +280,14 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      if (ex.kind === 'http') sendError(ex.res, failure, id)
-      else if (ex.socket.writable) ex.socket.end(rawErrorResponse(failure, id))
+      if (ex.kind === 'http') sentBytes = sendError(ex.res, failure, id)
+      else if (ex.socket.writable) { ex.socket.end(rawErrorResponse(failure, id)); sentBytes = Buffer.byteLength(errorResponse(failure).body ?? '') }
     } finally {
       rt.inflight.leave()
       metrics.inFlightNow--
       const status = result?.status ?? (failure?.status ?? (ex.kind === 'http' ? ex.res.statusCode : 0))
       if (ctx !== undefined) logPhase(ctx, status)
-      accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure)
+      accessLog(rt, req, id, routeName, path, status, startNs, result, ctx, failure, sentBytes)
     }
   }
 

@@ -83,8 +83,27 @@ services:
 `)
     expect(ds.length).toBeGreaterThanOrEqual(1)
     expect(ds.every(d => d.code === 'CB_CFG_YAML' && d.path === '(yaml)' && d.file === 'gateway.yml')).toBe(true)
-    expect(ds[0].line).toBe(7)
-    expect(ds[0].message).toMatch(/flow sequence/i)
+    // at the "[" that is never closed (line 6), not where the parser gave up (the end of the file)
+    expect(ds.map(where)).toEqual(['6:16 CB_CFG_YAML (yaml)'])
+    expect(ds[0].message).toBe('a flow sequence "[" opened here is never closed with "]" (it must close on its line or before the next key)')
+  })
+
+  it('common mistakes in plain words, at the mistake', async () => {
+    const cases: Array<[string, string]> = [
+      ['_format_version: "3.0"\nservices:\n\t- name: orders\n', '3:1 a tab is used for indentation: YAML indents with spaces only'],
+      ['_format_version: "3.0"\nservices:\n  - name: orders\n     url: http://x\n', '4:6 this line is indented deeper than "- name: orders" above it, which already has a value: indent it like its sibling keys'],
+      ['_format_version: "3.0"\nservices\n  - name: orders\n', '2:1 "services" is not a "key: value" line: a key needs ":" after it (or the next line is indented too far)'],
+      ['_format_version: "3.0\nservices: []\n', '1:18 a string opened with " here is never closed'],
+      ['_format_version: "3.0"\nservices:\n  - name:orders\n    url: http://x\n', '3:5 "- name:orders" needs a space after the colon ("key: value")'],
+      ['services:\n  - name: a\n  name: b\n', '3:3 this key is not at the same column as the keys above it in the same mapping: indent it like them'],
+      ['services: [{name: a, url: http://x]\n', '1:12 a flow mapping "{" opened here is never closed with "}" (it must close on its line or before the next key)'],
+      ['_format_version: "3.0"\n---\nservices: []\n', '2:1 a config file holds one YAML document: remove this "---" (or split the config into several files: -c a.yml -c b.yml)'],
+    ]
+    for (const [yaml, expected] of cases) {
+      const ds = await diagnose(yaml)
+      expect(ds.map(d => `${d.line}:${d.col} ${d.message}`), yaml).toEqual([expected])
+      expect(ds[0].code).toBe('CB_CFG_YAML')
+    }
   })
 
   it('reports a duplicate key at the second occurrence', async () => {
@@ -575,7 +594,7 @@ ${SERVICE}        plugins:
     expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/gateway\.yml: OK — 1 listener\(s\), 1 service\(s\), 1 route\(s\), 1 plugin\(s\); config hash [0-9a-f]{16}$/)
+    expect(lines[0]).toMatch(/gateway\.yml: OK — 1 listener\(s\), 1 service\(s\), 1 route\(s\), 1 plugin\(s\), 0 consumer\(s\); config hash [0-9a-f]{16}$/)
   })
 
   it('validate -c FILE: exit 1 and every error, each with file:line:col, code and path', async () => {
@@ -641,8 +660,8 @@ plugins:
   it('--help, and --help on each command, prints its usage and exits 0', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--help'], /^certbound \S+ — /],
-      [['start', '--help'], /^usage: certbound start -c FILE/],
-      [['validate', '--help'], /^usage: certbound validate -c FILE/],
+      [['start', '--help'], /^usage: certbound start \[-c FILE\|DIR\]/],
+      [['validate', '--help'], /^usage: certbound validate \[-c FILE\|DIR\]/],
       [['certs', '--help'], /^usage: certbound certs --out DIR/],
       [['hash-secret', '--help'], /^usage: echo -n "\$SECRET" \| certbound hash-secret/],
     ]
@@ -653,9 +672,9 @@ plugins:
     })
   })
 
-  it('an unknown command exits 1 with the usage', async () => {
+  it('an unknown command exits 2 with the one-line usage', async () => {
     const r = await cli(['frobnicate'])
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toContain('unknown command "frobnicate"')
   })
 })
