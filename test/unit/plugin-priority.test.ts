@@ -7,7 +7,7 @@ import { loadPlugins } from '../../src/plugins-registry.js'
 import { loadConfigText } from '../../src/config/validate.js'
 
 describe('plugin priority order', () => {
-  it('is pinned: certificate, then token, scopes, header injection, termination', async () => {
+  it('is pinned: certificate, then token, consumer groups, scopes, header injection, termination', async () => {
     const plugins = await loadPlugins()
     const order = [...plugins.values()].sort((a, b) => b.priority - a.priority).map(p => [p.name, p.priority])
     expect(order).toEqual([
@@ -15,6 +15,7 @@ describe('plugin priority order', () => {
       ['tls-handshake-modifier', 997],
       ['token-introspection', 910],
       ['openid-connect', 900],
+      ['acl', 860],
       ['require-scopes', 800],
       ['request-transformer', 700],
       ['request-termination', 2],
