@@ -1,4 +1,5 @@
 import type { Clock, StateStore, StoreStatus } from './types.js'
+import { readRevocationFile, writeRevocationFile } from './revocation-file.js'
 
 export interface MemoryStoreOptions {
   readonly now: Clock
@@ -71,7 +72,37 @@ export class MemoryStore implements StateStore {
 
   async revoke (id: string, untilMs: number): Promise<void> {
     const prev = this.revoked.get(id)
-    if (prev === undefined || prev < untilMs) this.revoked.set(id, untilMs)
+    if (prev !== undefined && prev >= untilMs) return await this.writing
+    this.revoked.set(id, untilMs)
+    await this.persist()
+  }
+
+  /** Every live revocation (the primary hands them to a worker that starts). */
+  revocations (): Map<string, number> {
+    const now = this.now()
+    for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id)
+    return new Map(this.revoked)
+  }
+
+  private file: string | undefined
+  private writing: Promise<void> = Promise.resolve()
+
+  async persistRevocations (file: string): Promise<void> {
+    for (const [id, until] of await readRevocationFile(file, this.now())) {
+      const prev = this.revoked.get(id)
+      if (prev === undefined || prev < until) this.revoked.set(id, until)
+    }
+    this.file = file
+    await this.persist()
+  }
+
+  /** Serialised whole-set rewrites by the one owner of the set: a later write always carries every earlier revocation. */
+  private persist (): Promise<void> {
+    const file = this.file
+    if (file === undefined) return Promise.resolve()
+    const next = this.writing.catch(() => undefined).then(() => writeRevocationFile(file, this.revoked, this.now()))
+    this.writing = next
+    return next
   }
 
   isRevoked (id: string): boolean {
@@ -95,5 +126,5 @@ export class MemoryStore implements StateStore {
   }
 
   status (): StoreStatus { return { backend: this.backend, connected: true } }
-  async close (): Promise<void> { this.channels.clear() }
+  async close (): Promise<void> { this.channels.clear(); await this.writing.catch(() => undefined) }
 }
