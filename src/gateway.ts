@@ -83,7 +83,8 @@ export class Gateway {
     this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
     this.now = opts.now ?? systemClock
-    this.sharedStore = new MemoryStore({ now: this.now })
+    // replaced at start by what gateway.store asks for; `check` keeps this one, which writes no file
+    this.sharedStore = new MemoryStore({ now: this.now, writeFiles: false })
     this.pool = new StorePool({ now: this.now, logger: this.logger, observer: this.metrics })
   }
 

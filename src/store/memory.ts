@@ -5,6 +5,8 @@ export interface MemoryStoreOptions {
   readonly now: Clock
   /** Most live keys (values and counters); beyond it the oldest are evicted after expired ones. Default 100 000. */
   readonly maxKeys?: number
+  /** false: persistRevocations reads the file but never writes it (`certbound validate`). Default true. */
+  readonly writeFiles?: boolean
 }
 
 interface Entry { value: string, expires: number }
@@ -25,6 +27,7 @@ export class MemoryStore implements StateStore {
   constructor (opts: MemoryStoreOptions) {
     this.now = opts.now
     this.maxKeys = opts.maxKeys ?? 100_000
+    this.writeFiles = opts.writeFiles ?? true
   }
 
   private live (key: string): Entry | undefined {
@@ -85,6 +88,7 @@ export class MemoryStore implements StateStore {
   }
 
   private file: string | undefined
+  private readonly writeFiles: boolean
   private writing: Promise<void> = Promise.resolve()
 
   async persistRevocations (file: string): Promise<void> {
@@ -92,6 +96,7 @@ export class MemoryStore implements StateStore {
       const prev = this.revoked.get(id)
       if (prev === undefined || prev < until) this.revoked.set(id, until)
     }
+    if (!this.writeFiles) return
     this.file = file
     await this.persist()
   }
