@@ -90,15 +90,29 @@ function rawCommand (port: number, args: string[], timeoutMs = 2000): Promise<st
 }
 
 function parseReply (buf: string): string | undefined {
-  const lines = buf.split('\r\n')
   let i = 0
+  const line = (): string | undefined => {
+    const e = buf.indexOf('\r\n', i)
+    if (e < 0) return undefined
+    const l = buf.slice(i, e)
+    i = e + 2
+    return l
+  }
   const one = (): string | undefined => {
-    if (i >= lines.length - 1) return undefined
-    const l = lines[i++]
+    const l = line()
+    if (l === undefined) return undefined
     const t = l[0]; const rest = l.slice(1)
     if (t === '+' || t === ':') return rest
     if (t === '-') return 'ERR ' + rest
-    if (t === '$') { if (rest === '-1') return '(nil)'; if (i >= lines.length - 1) return undefined; return lines[i++] }
+    if (t === '$') {
+      if (rest === '-1') return '(nil)'
+      // ASCII replies only (what the tests read): length in bytes = length in chars
+      const n = Number(rest)
+      if (buf.length < i + n + 2) return undefined
+      const v = buf.slice(i, i + n)
+      i += n + 2
+      return v
+    }
     if (t === '*') {
       const n = Number(rest); const out: string[] = []
       for (let k = 0; k < n; k++) { const v = one(); if (v === undefined) return undefined; out.push(v) }
