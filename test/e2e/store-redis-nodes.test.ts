@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
-import { ensureDist, freePort } from '../helpers/process.js'
+import { ensureDist, freePort, waitFor } from '../helpers/process.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { adminGet, call, revokeAt, startNode, tokenAt, type Node } from '../helpers/store-nodes.js'
 
@@ -40,9 +40,10 @@ describe('gateway.store redis: two nodes, one Redis', () => {
     const store = `    redis:\n      url: ${redis.url}\n      key_prefix: "cbtest:"\n    secret: "${SECRET}"`
     const a = await startNode({ dir, pki, name: 'a', issuerPort: portA, port: portA, store })
     nodes.push(a)
-    const b = await startNode({ dir, pki, name: 'b', issuerPort: portA, store })
+    const b = await startNode({ dir, pki, name: 'b', issuerPort: portA, store, workers: 2 }) // and two workers, each with its own connection
     nodes.push(b)
     expect((await adminGet(a, '/status')).json.store).toMatchObject({ backend: 'redis', connected: true })
+    await waitFor('B\'s workers report the store', async () => ((await adminGet(b, '/status')).json.store as { connected?: boolean } | undefined)?.connected === true ? true : undefined, 10_000)
 
     const t = await tokenAt(a, pki)
     expect((await call(b, pki, '/jwt', t)).status).toBe(200)
