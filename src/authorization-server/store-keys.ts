@@ -22,13 +22,22 @@ export async function sharedKeys (store: StateStore, issuer: string, alg: Signin
   const open = (v: string): string | undefined => box === undefined ? v : box.open(v, key)
   const fresh: StoreFile = { keys: [storedKey(alg, Math.floor(now() / 1000))] }
   let text: string | undefined
-  if (await store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS)) text = JSON.stringify(fresh)
+  let created: boolean
+  try { created = await store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS) } catch (e) { throw unreachable(e) }
+  if (created) text = JSON.stringify(fresh)
   else {
-    const v = await store.get(key)
+    let v: string | undefined
+    try { v = await store.get(key) } catch (e) { throw unreachable(e) }
     if (v === undefined) throw new Error('the shared signing keys vanished while being read; retry')
     text = open(v)
     if (text === undefined) throw new KeyConfigError([], 'the signing keys in the store do not open with gateway.store.secret: every node must have the same secret')
   }
   const parsed = JSON.parse(text) as StoreFile
   return await keysFromStored(parsed.keys, 'the shared store')
+}
+
+/** The keys cannot be had: the server cannot sign or verify, so it does not start (a worker is retried with backoff). */
+function unreachable (e: unknown): Error {
+  const detail = (e as { detail?: string }).detail ?? (e as Error).message
+  return new Error(`cannot read the signing keys from the shared store (gateway.store is unreachable: ${detail}); start again once it is back`)
 }
