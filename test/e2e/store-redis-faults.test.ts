@@ -110,6 +110,10 @@ describe('gateway.store redis: Redis stopped and killed under load', () => {
     // the revoked token never passed; every answer was a decision (no 500, no dropped connection)
     expect(seen.filter(s => s.token === 'revoked' && s.status === 200)).toEqual([])
     expect([...new Set(seen.map(s => s.status))].filter(s => ![200, 401, 503].includes(s))).toEqual([])
+    const logText = JSON.stringify(node.proc.logs)
+    expect(logText).toContain('store: redis unreachable') // the outage is logged once per change, not per request
+    expect(node.proc.logs.filter(l => l.msg === 'store: redis unreachable; decisions that need it fail closed until it is back').length).toBeLessThan(50)
+    expect(logText).not.toMatch(/eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\./)
     const metrics = await request(`${node.admin}/metrics`).then(r => r.body.text())
     expect(metrics).toMatch(/certbound_store_errors_total\{backend="redis",op="[a-z_]+"\} [1-9]/)
     expect(metrics).toContain('certbound_store_command_duration_seconds_bucket')

@@ -77,6 +77,13 @@ describe('gateway.store redis: two nodes, one Redis', () => {
     expect(all).not.toContain(t)
     expect(all).not.toContain('"d":')
 
+    // nothing secret in either node's log: no token, no store secret
+    for (const n of [a, b]) {
+      const text = JSON.stringify(n.proc.logs) + n.proc.stderr
+      expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\./)
+      expect(text).not.toContain(SECRET)
+    }
+
     await a.restart()
     expect((await call(a, pki, '/jwt', t)).status).toBe(401)
     expect((await call(a, pki, '/intro', t)).status).toBe(401)
