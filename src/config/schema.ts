@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { storeSchema } from '../store/schema.js'
 import { adminDashboardSchema } from './admin-dashboard.js'
 
 /** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
@@ -149,6 +150,7 @@ export const gatewaySchema = z.strictObject({
       'dropped and counted (certbound_log_lines_dropped_total, and a warning at most every 10 s). Warnings, errors and ' +
       'lifecycle lines (start, stop, reloads) are never queued behind them: they are written at once'),
   limits: limitsSchema.prefault({}),
+  store: storeSchema.prefault({}).describe('Shared state (revocations, generated signing keys, replay and rate-limit counters): memory (this node) or redis (every node)'),
 })
 
 export const rootSchema = z.strictObject({

@@ -15,6 +15,7 @@ import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
+import { StorePool } from '../store/pool.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
 export interface Runtime {
@@ -44,6 +45,8 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** deps.openStore's connections (absent: a dry-run pool is made for this compile). */
+  pool?: StorePool
   /** PluginDeps.revocationMetrics. */
   revocationMetrics?: RevocationMetrics
   /** `certbound validate`: extensions check without writing anything. */
@@ -56,6 +59,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const http = createHttpClient({ trustedCa: cfg.trustedCa })
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
+  const openStore = openStoreFor(opts, cfg.trustedCa)
   const extensions: ExtensionInstance[] = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
@@ -69,7 +73,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     try {
       // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
       const dir = src.dirOf(sec.path)
-      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, openStore, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -84,7 +88,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers, openStore }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -216,4 +220,9 @@ function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Array<
     plugins: chain.map(c => c.instance),
     pluginNames: chain.map(c => c.plugin.def.name),
   })
+}
+
+function openStoreFor (opts: CompileOptions, trustedCa: readonly string[]): PluginDeps['openStore'] {
+  const pool = opts.pool ?? new StorePool({ now: opts.now, dryRun: true })
+  return function openStore (redis) { return pool.open(redis, trustedCa) }
 }
