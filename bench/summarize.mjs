@@ -15,6 +15,7 @@ const rows = jsonl('results.jsonl')
 const rssRows = jsonl('rss.jsonl')
 const notes = jsonl('notes.jsonl')
 const pairedRows = jsonl('paired.jsonl')
+const placement = jsonl('placement.jsonl')
 const env = existsSync(join(dir, 'env.json')) ? JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')) : {}
 
 const NAMES = {
@@ -48,7 +49,8 @@ for (const r of rows) {
 const order = Object.keys(NAMES)
 const keys = [...groups.keys()].sort((a, b) => {
   const [sa, ma] = a.split('|'); const [sb, mb] = b.split('|')
-  return (ma === mb ? 0 : ma === 'ka' ? -1 : 1) || (order.indexOf(sa) - order.indexOf(sb))
+  const MODE_ORDER = ['ka', 'hs', 'rs']
+  return (MODE_ORDER.indexOf(ma) - MODE_ORDER.indexOf(mb)) || (order.indexOf(sa) - order.indexOf(sb))
 })
 
 const NOISY = 25 // % of one core used by other processes: the row's req/s and latencies are suspect
@@ -69,6 +71,8 @@ const summary = keys.map((key) => {
     p50: median(rs.map((r) => r.lat_ms.p50)), p99: median(rs.map((r) => r.lat_ms.p99)),
     non2xx: rs.reduce((s, r) => s + r.non2xx, 0), errors: rs.reduce((s, r) => s + r.errors + r.timeouts, 0),
     tls_resumed: rs.reduce((s, r) => s + (r.tls_resumed || 0), 0),
+    requests: rs.reduce((s, r) => s + (r.requests || 0), 0),
+    tls_group: rs[0].tls?.group ?? null,
     sut_cpu_pct: median(rs.map((r) => sut(r)?.cpu_pct)), sut_us_per_req: us,
     per_core_capacity: us ? Math.round(1e6 / us) : null,
     upstream_us_per_req: median(rs.map((r) => r.cpu.upstream?.us_per_req)),
@@ -112,6 +116,8 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
   }
   const h5 = get('S5', 'hs'); const h2 = get('S2', 'hs')
   if (h5 && h2) goal('new-handshake mode ≥ 0.9× HAProxy handshakes/s', rx(h5.vs_haproxy.rps), h5.vs_haproxy.rps >= 0.9, `${k(h5.rps)} vs ${k(h2.rps)} req/s`)
+  const r5 = get('S5', 'rs'); const r2 = get('S2', 'rs')
+  if (r5 && r2) goal('resumed handshakes: no slower than HAProxy (req/s)', rx(r5.vs_haproxy.rps), r5.vs_haproxy.rps >= 1, `${k(r5.rps)} vs ${k(r2.rps)} req/s; resumed ${r5.tls_resumed} of ${r5.requests} vs ${r2.tls_resumed} of ${r2.requests}`)
   const c = get('S5c', 'ka'); const one = get('S5', 'ka')
   if (c && one) {
     const g = ratio(c.rps, one.rps)
@@ -141,8 +147,24 @@ console.log(`${env.host_cpus ?? '?'} cores (${env.cpu_model ?? '?'}), kernel ${e
   `${env.nginx ?? ''}, ${env.haproxy ?? ''}, node ${env.node ?? ''} (OpenSSL ${env.node_openssl ?? ''}), ${env.system_openssl ?? ''}; ` +
   `autocannon ${env.autocannon ?? ''}, jose ${env.jose ?? ''}; certbound ${env.certbound?.package ?? '?'} (${env.certbound?.commit ?? '?'}).`)
 console.log(`Median of ${s.runs ?? '?'} run(s). ka = keep-alive, ${s.conns_ka ?? '?'} connections, ${s.dur_ka ?? '?'} s; ` +
-  `hs = new TCP + full TLS 1.3 mTLS handshake per request, ${s.conns_hs ?? '?'} connections, ${s.dur_hs ?? '?'} s. ` +
+  `hs = new TCP + full TLS 1.3 mTLS handshake per request, ${s.conns_hs ?? '?'} connections, ${s.dur_hs ?? '?'} s; ` +
+  `rs = the same, each connection resuming the previous one's session ticket. ` +
   `Proxy pinned to cpu${s.sut_cpu ?? '?'}; load generator + upstream nginx (+ issuer/IdP) on cpu${s.rig_cpu ?? '?'} (S0: upstream on cpu${s.sut_cpu ?? '?'}; S5c unpinned).`)
+console.log()
+console.log('Settings of this run (what the figures mean):')
+console.log()
+console.log('| setting | value |')
+console.log('|---|---|')
+const setting = (n, v) => { if (v != null && v !== '') console.log(`| ${n} | ${String(v).replaceAll('|', '/')} |`) }
+setting('load generator', s.loadgen)
+setting('connections', `ka ${s.conns_ka}, hs/rs ${s.conns_hs}${s.paired ? `; paired runs ${s.conns_ka / 2} per side` : ''}`)
+setting('measured window', `ka ${s.dur_ka} s, hs/rs ${s.dur_hs} s, after a warm-up; ${s.runs} round(s)${s.paired ? `; paired ${s.pair_runs} × ${s.dur_pair} s beside ${s.paired}` : ''}`)
+setting('pinning', `proxy cpu${s.sut_cpu}, load generator + upstream + issuer cpu${s.rig_cpu}; checked: ${placement.length ? (placement.every((p) => p.pinned_as_stated) ? `every measured process of ${placement.length} scenario start(s) had exactly the affinity stated` : 'NOT as stated for ' + placement.filter((p) => !p.pinned_as_stated).map((p) => p.label).join(', ')) : 'not recorded'}`)
+setting('proxy CPU', s.proxy_cpu)
+setting('logging', s.logging)
+setting('measured build', `${env.certbound?.dir ?? '?'} at ${env.certbound?.commit ?? '?'}, started as \`node bin/certbound.js start\` (no npx: see bench/README.md, "One honest benchmark")`)
+const groupsSeen = [...new Set(summary.map((r) => r.tls_group).filter(Boolean))]
+setting('TLS', `TLS 1.3, key exchange ${groupsSeen.join('/') || '?'} (as negotiated), the server sends its leaf certificate only`)
 console.log()
 console.log('| scenario | mode | req/s | p50 ms | p99 ms | proxy CPU µs/req | ≈ req/s per proxy core | non-2xx | errors | CPU ÷ HAProxy | p99 ÷ HAProxy | req/s ÷ HAProxy | req/s ÷ direct |')
 console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
@@ -188,7 +210,7 @@ for (const r of noisy) {
   console.log(`\n⚠ ${r.label} ${r.mode}: other processes used ${fmt(r.other_cpu_pct)} % of a core (median)${names.length ? '; busiest others: ' + names.join(', ') : ''}: its req/s and latencies are suspect.`)
 }
 for (const r of summary.filter((x) => x.idp_cpu_pct >= 1)) console.log(`\nNOTE ${r.label} ${r.mode}: the issuer/IdP used ${fmt(r.idp_cpu_pct, 1)} % of a core during the runs: the gateway called it under load (not in its µs/req).`)
-const resumed = summary.filter((r) => r.tls_resumed > 0)
+const resumed = summary.filter((r) => r.mode === 'hs' && r.tls_resumed > 0)
 if (resumed.length) console.log(`\nWARNING: TLS sessions were resumed in hs mode (${resumed.map((r) => r.label).join(', ')}): those were not full handshakes.`)
 for (const n of notes) console.log(`\nNOTE ${n.label ?? ''}: ${n.text}`)
 console.log()
