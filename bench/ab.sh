@@ -26,7 +26,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)-ab
 source "$HERE/lib.sh"
 need_tools
 install_traps
-PORTS=(8452 8453) ADMINS=(9112 9113)
+PORTS=(${AB_PORT_A:-8452} ${AB_PORT_B:-8453}) ADMINS=(${AB_ADMIN_A:-9112} ${AB_ADMIN_B:-9113}) # AB_PORT_A/_B, AB_ADMIN_A/_B: beside another run
 log "A/B ($KIND, mode $MODE, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
 make_pki_tokens
 start_upstream
