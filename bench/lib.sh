@@ -204,6 +204,9 @@ YAML
 services:
   - name: bench-upstream
     url: http://127.0.0.1:$UP_PORT
+YAML
+    [[ -n ${BENCH_RETRIES:-} ]] && echo "    retries: $BENCH_RETRIES"
+    cat <<YAML
     routes:
       - name: bench-route
         paths: [/]
