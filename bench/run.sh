@@ -17,6 +17,7 @@
 #        UP_PORT=9000 ISS_PORT=9449 INTRO_PORT=9450  S5C_WORKERS=2
 #        PAIRED="S2 S4k" (anchors measured at the same time as certbound S5, on the same core; "" skips)
 #        PAIR_RUNS=5 DUR_PAIR=8
+#        MULTICORE=1 (run bench/multicore.sh instead: workers: N vs nbthread N on N = 1, 2, 4, 8 as the cores allow)
 # Only 127.0.0.1 is ever targeted. Every load run is bounded (loadgen --max-seconds + timeout(1)).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +43,8 @@ DUR_PAIR=${DUR_PAIR:-8}
 T_START=$(date +%s)
 
 if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
+# MULTICORE=1: the multi-core mode instead (certbound workers: N beside HAProxy nbthread N; see bench/multicore.sh)
+if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 
 source "$HERE/lib.sh"
 export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR
