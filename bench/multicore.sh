@@ -89,7 +89,7 @@ measure() { # SYS N MODE ROUND SCHED CPUS(for the proxy) LGCORES...
   t1=$(ticks_of "$pids")
   local perpid='{}'; [[ $sys == S5 ]] && perpid=$(per_pid_requests "$out" "$from")
   if ((ok)); then
-    RUN=$RUN node -e '
+    RUN=$RUN MC_SPREAD_ONLY=${MC_SPREAD_ONLY:-0} node -e '
       const fs = require("fs"); const [sys, n, mode, r, sched, cpus, nl, pids, t0, t1, perpid] = process.argv.slice(1)
       const rs = []; for (let i = 0; i < +nl; i++) rs.push(JSON.parse(fs.readFileSync(process.env.RUN + "/mc-lg" + i + ".json", "utf8")))
       const rps = rs.reduce((t, x) => t + x.rps, 0); const cpu = rs.reduce((t, x) => t + x.cpu.proxy.cpu_pct, 0) / rs.length
@@ -99,7 +99,7 @@ measure() { # SYS N MODE ROUND SCHED CPUS(for the proxy) LGCORES...
       console.log(JSON.stringify({ sys, n: +n, mode, round: +r, sched: sys === "S5" ? sched : null, cpus, load_generators: +nl,
         rps: Math.round(rps), proxy_cpu_pct: Math.round(cpu), us_per_req: +(cpu / 100 * 1e6 / rps).toFixed(1),
         p99_ms: Math.max(...rs.map((x) => x.lat_ms.p99)), non2xx: rs.reduce((t, x) => t + x.non2xx, 0), errors: rs.reduce((t, x) => t + x.errors, 0),
-        other_cpu_pct: Math.max(...rs.map((x) => x.other_cpu_pct)), procs }))
+        other_cpu_pct: Math.max(...rs.map((x) => x.other_cpu_pct)), spread_only: process.env.MC_SPREAD_ONLY === "1", procs }))
     ' "$sys" "$n" "$mode" "$r" "$sched" "$cpus" "${#lgc[@]}" "$pids" "$t0" "$t1" "$perpid" | tee -a "$RESULTS" >>"$LOG"
     log "  $(tail -1 "$RESULTS" | cut -c1-400)"
   else log "  $sys N=$n $mode: a load generator failed: $(tail -2 "$RUN"/mc-lg*.err | tr '\n' ' ' | cut -c1-300)"; fi
@@ -110,7 +110,7 @@ SKIPPED=()
 for ((r = 1; r <= MC_ROUNDS; r++)); do
   for n in $MC_NS; do
     read -r -a lg <<<"$(lg_cores "$n")"
-    if ((n > LAST)); then SKIPPED+=("N=$n: needs $n proxy cores + a load-generator core + the upstream core; this machine has $NCPU"); continue; fi
+    if ((n > LAST)); then SKIPPED+=("N=$n: needs $n proxy cores + at least one core for the load generator and the upstream; this machine has $NCPU"); continue; fi
     for m in $MC_MODES; do
       log "== N=$n $m: proxy cores 0-$((n - 1)), load generators on ${lg[*]}, upstream + issuer on $UP_CORE"
       measure S2 "$n" "$m" "$r" - "0-$((n - 1))" "${lg[@]}"
@@ -122,7 +122,7 @@ for ((r = 1; r <= MC_ROUNDS; r++)); do
     for m in $MC_MODES; do
       for sc in $MC_SCHED; do
         log "== spread only: certbound workers: 2 on cores 0-$LAST (shared with the load generator on $LAST), $m, scheduling $sc"
-        measure S5 2 "$m" "$r" "$sc" "0-$LAST" "$LAST"
+        MC_SPREAD_ONLY=1 measure S5 2 "$m" "$r" "$sc" "0-$LAST" "$LAST"
       done
     done
   fi

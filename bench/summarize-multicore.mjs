@@ -39,8 +39,9 @@ for (const [, rs] of groups) {
     const spread = withReq.length > 1 ? `${withReq.map((p) => p.requests).join(' / ')} (${f((100 * Math.max(...withReq.map((p) => p.requests))) / total)} %)` : (withReq.length ? 'one process' : '-')
     const allTicks = last.procs.reduce((t, p) => t + p.cpu_ticks, 0)
     const primary = last.procs.length > 1 ? last.procs.find((p) => p.requests === 0) : undefined
-    console.log(`| ${c[0].mode} | ${c[0].n} | ${c[0].cpus} | ${f(median(h.map((r) => r.rps)))} | ${f(hu)} | ${sched} | ${f(median(c.map((r) => r.rps)))} | ${f(cu)} | ` +
-      `${hu && cu ? (cu / hu).toFixed(2) + '×' : '-'} | ${one[c[0].mode] && cu ? (cu / one[c[0].mode]).toFixed(2) + '×' : '-'} | ${spread} | ` +
+    const spreadOnly = c[0].spread_only === true
+    console.log(`| ${c[0].mode} | ${c[0].n}${spreadOnly ? ' (spread only)' : ''} | ${c[0].cpus} | ${f(median(h.map((r) => r.rps)))} | ${f(hu)} | ${sched} | ${f(median(c.map((r) => r.rps)))} | ${f(cu)} | ` +
+      `${hu && cu ? (cu / hu).toFixed(2) + '×' : '-'} | ${one[c[0].mode] && cu && !spreadOnly ? (cu / one[c[0].mode]).toFixed(2) + '×' : '-'} | ${spread} | ` +
       `${primary && allTicks ? f((100 * primary.cpu_ticks) / allTicks, 1) + ' %' : '-'} | ${f(median(c.map((r) => r.other_cpu_pct)))} |`)
   }
 }
