@@ -48,7 +48,7 @@ if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
 if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 
 source "$HERE/lib.sh"
-export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES
+export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES WARMUP
 RESULTS=$OUTDIR/results.jsonl
 declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449)
 declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109)
@@ -75,7 +75,7 @@ fs.writeFileSync(process.argv[2], JSON.stringify({
   nginx: sh("nginx -v 2>&1"), haproxy: sh("haproxy -v | head -1"), system_openssl: sh("openssl version"),
   autocannon: pkg("autocannon"), jose: pkg("jose"), undici: pkg("undici"),
   settings: { runs: +process.env.RUNS, dur_ka: +process.env.DUR_KA, dur_hs: +process.env.DUR_HS, conns_ka: +process.env.CONNS_KA, conns_hs: +process.env.CONNS_HS, sut_cpu: +process.env.SUT_CPU, rig_cpu: +process.env.RIG_CPU, scenarios: process.env.SCENARIOS, modes: process.env.MODES, iss: process.env.ISS,
-    paired: process.env.PAIRED, pair_runs: +process.env.PAIR_RUNS, dur_pair: +process.env.DUR_PAIR, pair_modes: process.env.PAIR_MODES,
+    paired: process.env.PAIRED, pair_runs: +process.env.PAIR_RUNS, dur_pair: +process.env.DUR_PAIR, pair_modes: process.env.PAIR_MODES, warmup: +process.env.WARMUP,
     loadgen: "bench/loadgen.mjs on the rig core: ka = autocannon " + pkg("autocannon") + " (HTTP/1.1, no pipelining), hs/rs = its own node:tls client (Connection: close)",
     proxy_cpu: "utime+stime from /proc/PID/stat of every process of the proxy (all threads), over the measured window, divided by the requests completed in it",
     logging: "certbound: access log on (JSON lines on stdout into a file under run/), metrics on (admin listener); nginx and HAProxy: access logs off" },
