@@ -57,7 +57,7 @@ compgen -G "$PROF/*.cpuprofile" >/dev/null || die "no .cpuprofile written in $PR
 stop_all
 log "profile(s): $(ls "$PROF"/*.cpuprofile | tr '\n' ' ')"
 {
-  echo "### certbound CPU profile: $KIND chain, mode $MODE ($([[ $MODE == ka ]] && echo keep-alive || echo 'new TLS handshake per request')), $CONNS connections, ${SECS}s + 2s warm-up, $(date -u +%FT%TZ)"
+  echo "### certbound CPU profile: $KIND chain, mode $MODE ($(case $MODE in ka) echo keep-alive ;; hs) echo 'new TLS handshake per request' ;; *) echo 'resumed TLS handshake per request' ;; esac)), $CONNS connections, ${SECS}s + 2s warm-up, $(date -u +%FT%TZ)"
   echo
   echo "load: $(tail -1 "$OUTDIR/load.txt" | cut -d: -f2-)"
   echo "(only the samples of the load generator's measured window: start-up, warm-up and shutdown are left out)"
