@@ -142,7 +142,7 @@ export const gatewaySchema = z.strictObject({
   admin_dashboard: adminDashboardSchema.prefault({}).describe('The admin dashboard (GET /, GET /api/summary on admin_listen)'),
   trusted_certificates: z.union([z.string(), z.array(z.string())]).optional().describe('Extra CAs for outbound TLS (IdPs, upstreams)'),
   trusted_ips: z.array(z.string()).default([]).describe('Proxies whose X-Forwarded-For is kept (the real peer is appended)'),
-  workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),
+  workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes on the same listeners (the kernel spreads new connections; NODE_CLUSTER_SCHED_POLICY=rr in the environment makes the primary hand them out in turn)'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true).describe('One JSON line per request'),
   access_log_buffer: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024)
