@@ -6,7 +6,7 @@
 #
 # usage: bash bench/ab.sh DIR_A DIR_B      each DIR a certbound checkout with dist/ built (e.g. a `git worktree` of the
 #                                          base commit with node_modules symlinked, and this checkout)
-# env:   AB_KIND=full|intro|plain (default full)  AB_MODE=ka|hs (hs: a new TLS handshake per request; AB_CONNS then
+# env:   AB_KIND=full|intro|plain (default full)  AB_MODE=ka|hs|rs (hs: a new TLS handshake per request, rs: the same resuming the last session; AB_CONNS then
 #        defaults to 8)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
 #        AB_NODE_OPTS_A / AB_NODE_OPTS_B: extra node options per side (e.g. "--max-semi-space-size=16")
 # Prints each round and B's CPU per request relative to A's. Only 127.0.0.1; every load bounded; stops what it
@@ -20,13 +20,13 @@ KIND=${AB_KIND:-full}
 ROUNDS=${AB_ROUNDS:-5}
 SECS=${AB_SECONDS:-6}
 MODE=${AB_MODE:-ka}
-[[ $MODE == ka || $MODE == hs ]] || { echo "AB_MODE must be ka or hs" >&2; exit 2; }
-CONNS=${AB_CONNS:-$([[ $MODE == hs ]] && echo 8 || echo 32)}
+[[ $MODE == ka || $MODE == hs || $MODE == rs ]] || { echo "AB_MODE must be ka, hs or rs" >&2; exit 2; }
+CONNS=${AB_CONNS:-$([[ $MODE == ka ]] && echo 32 || echo 8)}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)-ab
 source "$HERE/lib.sh"
 need_tools
 install_traps
-PORTS=(8452 8453) ADMINS=(9112 9113)
+PORTS=(${AB_PORT_A:-8452} ${AB_PORT_B:-8453}) ADMINS=(${AB_ADMIN_A:-9112} ${AB_ADMIN_B:-9113}) # AB_PORT_A/_B, AB_ADMIN_A/_B: beside another run
 log "A/B ($KIND, mode $MODE, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
 make_pki_tokens
 start_upstream

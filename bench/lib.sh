@@ -117,6 +117,8 @@ make_pki_tokens() {
 
 # ---------------------------------------------------------------- upstream nginx (rig core)
 start_upstream() {
+  # a bench run of another checkout may hold the port: never measure (or stop) someone else's nginx
+  port_free "$UP_PORT" || die "port $UP_PORT on 127.0.0.1 is already in use (another bench run?): set UP_PORT (and ISS_PORT) to free ports"
   render "$BENCH_HOME/conf/upstream-nginx.conf" "$RUN/upstream.conf"
   taskset -c "$RIG_CPU" nginx -c "$RUN/upstream.conf" -e "$RUN/upstream-error.log" >>"$LOG" 2>&1 &
   UP_PID=$!; STARTED+=("$UP_PID")
@@ -129,6 +131,7 @@ start_upstream() {
 # ---------------------------------------------------------------- static OpenID issuer (discovery + JWKS) for openid-connect
 start_issuer() {
   [[ -n $ISS_PID ]] && return 0
+  port_free "$ISS_PORT" || { GW_ERR="port $ISS_PORT on 127.0.0.1 is already in use (another bench run?): set ISS_PORT to a free port"; return 1; }
   mkdir -p "$RUN/issuer"
   cp "$JWT/jwks.json" "$RUN/issuer/jwks.json"
   cat >"$RUN/issuer/openid-configuration.json" <<JSON
@@ -201,6 +204,9 @@ YAML
 services:
   - name: bench-upstream
     url: http://127.0.0.1:$UP_PORT
+YAML
+    [[ -n ${BENCH_RETRIES:-} ]] && echo "    retries: $BENCH_RETRIES"
+    cat <<YAML
     routes:
       - name: bench-route
         paths: [/]

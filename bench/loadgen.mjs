@@ -9,6 +9,9 @@
 //              request: `Connection: close`, the client closes after the response. Own minimal client
 //              (node:tls), because autocannon's reconnectRate drops the reconnecting response from its
 //              stats (httpClient.js returns before emitting 'response').
+//   --mode rs  as hs, but each connection slot offers the TLS session ticket of its previous connection
+//              (an abbreviated TLS 1.3 handshake, RFC 8446 §2.2): what a client that reconnects pays. The
+//              result counts how many handshakes were actually resumed (tls_resumed).
 //
 // Before measuring it runs a preflight through the same code path: the request must answer --expect
 // (default 200), and --check-path/--check-contains can assert the server saw the client certificate
@@ -51,8 +54,8 @@ const { values: a } = parseArgs({
     'max-seconds': { type: 'string', default: '60' },
   },
 })
-if (!a.url || !['ka', 'hs'].includes(a.mode)) {
-  console.error('usage: loadgen.mjs --url URL --mode ka|hs [options]  (see header of this file)')
+if (!a.url || !['ka', 'hs', 'rs'].includes(a.mode)) {
+  console.error('usage: loadgen.mjs --url URL --mode ka|hs|rs [options]  (see header of this file)')
   process.exit(2)
 }
 const url = new URL(a.url)
@@ -166,11 +169,13 @@ const reqHead = (path) => `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n` +
   Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + 'Connection: close\r\n\r\n'
 const secureContext = secure ? tls.createSecureContext(tlsFiles) : null
 
-// one request on a fresh connection; cb(err, status, body, info)
-function hsRequest (path, verifyServer, cb) {
+// one request on a fresh connection; cb(err, status, body, info). slot (mode rs): { session } carried from one
+// connection to the next, so that the next handshake offers the ticket the server sent on this one
+function hsRequest (path, verifyServer, cb, slot) {
   const sock = secure
-    ? tls.connect({ host, port, servername: a.servername, secureContext, rejectUnauthorized: verifyServer, ALPNProtocols: ['http/1.1'] })
+    ? tls.connect({ host, port, servername: a.servername, secureContext, rejectUnauthorized: verifyServer, ALPNProtocols: ['http/1.1'], ...(slot?.session && { session: slot.session }) })
     : net.connect({ host, port })
+  if (slot && secure) sock.on('session', (sess) => { slot.session = sess })
   sock.setNoDelay(true)
   let buf = Buffer.alloc(0); let headEnd = -1; let status = 0; let clen = -1; let chunked = false; let done = false
   const timer = setTimeout(() => finish(new Error('timeout')), 10_000)
@@ -178,7 +183,7 @@ function hsRequest (path, verifyServer, cb) {
     if (done) return
     done = true
     clearTimeout(timer)
-    const info = secure && !err ? { protocol: sock.getProtocol(), cipher: sock.getCipher()?.standardName, resumed: sock.isSessionReused() } : null
+    const info = secure && !err ? { protocol: sock.getProtocol(), cipher: sock.getCipher()?.standardName, group: sock.getEphemeralKeyInfo()?.name ?? null, resumed: sock.isSessionReused() } : null
     sock.destroy()
     cb(err, status, headEnd >= 0 ? buf.subarray(headEnd + 4).toString() : '', info)
   }
@@ -208,11 +213,11 @@ function hsRun (seconds, record) {
     let completed = 0; let non2xx = 0; let errors = 0; let timeouts = 0; let resumed = 0; let stopped = false; let active = CONNS
     const cpu0 = process.cpuUsage(); const snap0 = snap(); const t0 = performance.now()
     const path = url.pathname + url.search
-    function loop () {
+    function loop (slot) {
       if (stopped) { if (--active === 0) end(); return }
       const start = performance.now()
       hsRequest(path, false, (err, status, _body, info) => {
-        if (stopped) { loop(); return } // finished after the window: not counted
+        if (stopped) { loop(slot); return } // finished after the window: not counted
         if (err) { if (err.message === 'timeout') timeouts++; else errors++ } else {
           completed++
           if (info?.resumed) resumed++
@@ -220,8 +225,8 @@ function hsRun (seconds, record) {
           if (status < 200 || status > 299) non2xx++
           if (record) lat.push(performance.now() - start)
         }
-        loop()
-      })
+        loop(slot)
+      }, slot)
     }
     let elapsed; let snapEnd; let cpuEnd
     const stopTimer = setTimeout(() => { stopped = true; elapsed = (performance.now() - t0) / 1000; snapEnd = snap(); cpuEnd = process.cpuUsage(cpu0) }, seconds * 1000)
@@ -229,13 +234,13 @@ function hsRun (seconds, record) {
       clearTimeout(stopTimer)
       resolve({ completed, elapsed, lat, non2xx, statusCodes, errors, timeouts, resumed, cpuSelf: (cpuEnd.user + cpuEnd.system) / 1e6, snap0, snap1: snapEnd })
     }
-    for (let i = 0; i < CONNS; i++) loop()
+    for (let i = 0; i < CONNS; i++) loop(a.mode === 'rs' ? { session: null } : undefined)
   })
 }
 
 // ---------- main ----------
 const one = a.mode === 'ka' ? kaOne : hsOne
-const run = a.mode === 'ka' ? kaRun : hsRun
+const run = a.mode === 'ka' ? kaRun : hsRun // hs and rs: a new connection per request (rs offers the last ticket)
 const path = url.pathname + url.search
 
 const pre = await one(path)
@@ -272,7 +277,7 @@ const out = {
   status: r.statusCodes,
   errors: r.errors,
   timeouts: r.timeouts,
-  ...(a.mode === 'hs' && secure && { tls_resumed: r.resumed }), // must be 0: every request is a full handshake
+  ...(a.mode !== 'ka' && secure && { tls_resumed: r.resumed }), // hs: must be 0 (every request a full handshake); rs: ≈ requests
   loadgen_cpu_pct: Math.round((r.cpuSelf / r.elapsed) * 1000) / 10,
   cores: Object.fromEntries(Object.keys(r.snap1.c).map((k) => {
     const d = (f) => r.snap1.c[k][f] - r.snap0.c[k][f]

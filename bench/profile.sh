@@ -7,7 +7,7 @@
 #
 # usage: bash bench/profile.sh
 # env:   PROFILE_KIND=full (S5: openid-connect + require-scopes + request-transformer) | intro (S6) | plain (S5p)
-#        PROFILE_MODE=ka|hs  PROFILE_SECONDS=10  CONNS_KA=64  CONNS_HS=16  TOP=30  PROFILE_PORT=8451  PROFILE_ADMIN=9111
+#        PROFILE_MODE=ka|hs|rs  PROFILE_SECONDS=10  CONNS_KA=64  CONNS_HS=16  TOP=30  PROFILE_PORT=8451  PROFILE_ADMIN=9111
 #        SUT_CPU=0 RIG_CPU=1  BENCH_SETUP=1  BENCH_BUILD=auto  CPU_PROF_INTERVAL=(node's default 1000 µs)
 # Output: bench/results/<stamp>-profile/ (the .cpuprofile: open it in Chrome DevTools > Performance, or
 # speedscope; top.md: the tables printed here). Only 127.0.0.1; bounded; stops what it started by PID.
@@ -16,8 +16,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 KIND=${PROFILE_KIND:-full}
 SECS=${PROFILE_SECONDS:-10}
 MODE=${PROFILE_MODE:-ka}
-[[ $MODE == ka || $MODE == hs ]] || { echo "PROFILE_MODE must be ka or hs" >&2; exit 2; }
-CONNS=${CONNS_KA:-64}; [[ $MODE == hs ]] && CONNS=${CONNS_HS:-16}
+[[ $MODE == ka || $MODE == hs || $MODE == rs ]] || { echo "PROFILE_MODE must be ka, hs or rs" >&2; exit 2; }
+CONNS=${CONNS_KA:-64}; [[ $MODE != ka ]] && CONNS=${CONNS_HS:-16}
 TOP=${TOP:-30}
 PPORT=${PROFILE_PORT:-8451}
 PADMIN=${PROFILE_ADMIN:-9111}
@@ -57,7 +57,7 @@ compgen -G "$PROF/*.cpuprofile" >/dev/null || die "no .cpuprofile written in $PR
 stop_all
 log "profile(s): $(ls "$PROF"/*.cpuprofile | tr '\n' ' ')"
 {
-  echo "### certbound CPU profile: $KIND chain, mode $MODE ($([[ $MODE == ka ]] && echo keep-alive || echo 'new TLS handshake per request')), $CONNS connections, ${SECS}s + 2s warm-up, $(date -u +%FT%TZ)"
+  echo "### certbound CPU profile: $KIND chain, mode $MODE ($(case $MODE in ka) echo keep-alive ;; hs) echo 'new TLS handshake per request' ;; *) echo 'resumed TLS handshake per request' ;; esac)), $CONNS connections, ${SECS}s + 2s warm-up, $(date -u +%FT%TZ)"
   echo
   echo "load: $(tail -1 "$OUTDIR/load.txt" | cut -d: -f2-)"
   echo "(only the samples of the load generator's measured window: start-up, warm-up and shutdown are left out)"

@@ -9,13 +9,15 @@
 #        RUNS=3 bash bench/run.sh           (the README's figures: medians of 3)
 # env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md)
 #        RUNS=1  DUR_KA=10  DUR_HS=5  CONNS_KA=64  CONNS_HS=16  WARMUP=2
+#        MODES="ka hs rs"  (ka keep-alive; hs a full TLS handshake per request; rs the same resuming the last ticket)
 #        SUT_CPU=0 (the proxy under test)  RIG_CPU=1 (load generator, upstream, issuer, IdP)
 #        BENCH_SETUP=1 (run bench/setup.sh first; 0 skips it)  BENCH_BUILD=auto|1|0 (rebuild dist/ when stale)
 #        BENCH_VALIDATE=1 (`certbound validate` each generated config before starting it)
 #        FRESH_PKI=1  QUIET_MAX=15 QUIET_BUDGET=45  NOISE_MAX=25 RETRY_BUDGET=4 RETRY_PER=1
 #        UP_PORT=9000 ISS_PORT=9449 INTRO_PORT=9450  S5C_WORKERS=2
 #        PAIRED="S2 S4k" (anchors measured at the same time as certbound S5, on the same core; "" skips)
-#        PAIR_RUNS=5 DUR_PAIR=8
+#        PAIR_RUNS=5 DUR_PAIR=8 PAIR_MODES="ka hs rs" (the paired runs' modes: hs/rs with CONNS_HS/2 connections per side)
+#        MULTICORE=1 (run bench/multicore.sh instead: workers: N vs nbthread N on N = 1, 2, 4, 8 as the cores allow)
 # Only 127.0.0.1 is ever targeted. Every load run is bounded (loadgen --max-seconds + timeout(1)).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,10 +25,11 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   RUNS=${RUNS:-1} DUR_KA=${DUR_KA:-2} DUR_HS=${DUR_HS:-1} WARMUP=${WARMUP:-0} PAIR_RUNS=${PAIR_RUNS:-1} DUR_PAIR=${DUR_PAIR:-2} QUIET_BUDGET=${QUIET_BUDGET:-0} RETRY_BUDGET=${RETRY_BUDGET:-0}
   BENCH_VALIDATE=${BENCH_VALIDATE:-0}
 fi
-SCENARIOS=${SCENARIOS:-"S0 S1 S2 S4 S4k S5p S5 S6 S5c"}
+SCENARIOS=${SCENARIOS-"S0 S1 S2 S4 S4k S5p S5 S6 S5c"} # set but empty: only the paired runs
 RUNS=${RUNS:-1}
 DUR_KA=${DUR_KA:-10}
 DUR_HS=${DUR_HS:-5}
+MODES=${MODES:-"ka hs rs"}
 CONNS_KA=${CONNS_KA:-64}
 CONNS_HS=${CONNS_HS:-16}
 WARMUP=${WARMUP:-2}
@@ -37,12 +40,15 @@ S5C_WORKERS=${S5C_WORKERS:-2}
 PAIRED=${PAIRED-"S2 S4k"} # anchors run beside certbound S5 at the same time ("" = none)
 PAIR_RUNS=${PAIR_RUNS:-5}
 DUR_PAIR=${DUR_PAIR:-8}
+PAIR_MODES=${PAIR_MODES:-"ka hs rs"}
 T_START=$(date +%s)
 
 if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
+# MULTICORE=1: the multi-core mode instead (certbound workers: N beside HAProxy nbthread N; see bench/multicore.sh)
+if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 
 source "$HERE/lib.sh"
-export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS
+export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES WARMUP
 RESULTS=$OUTDIR/results.jsonl
 declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449)
 declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109)
@@ -68,7 +74,11 @@ fs.writeFileSync(process.argv[2], JSON.stringify({
   kernel: os.release(), loadavg_before: os.loadavg(), node: process.version, node_openssl: process.versions.openssl,
   nginx: sh("nginx -v 2>&1"), haproxy: sh("haproxy -v | head -1"), system_openssl: sh("openssl version"),
   autocannon: pkg("autocannon"), jose: pkg("jose"), undici: pkg("undici"),
-  settings: { runs: +process.env.RUNS, dur_ka: +process.env.DUR_KA, dur_hs: +process.env.DUR_HS, conns_ka: +process.env.CONNS_KA, conns_hs: +process.env.CONNS_HS, sut_cpu: +process.env.SUT_CPU, rig_cpu: +process.env.RIG_CPU, scenarios: process.env.SCENARIOS, iss: process.env.ISS },
+  settings: { runs: +process.env.RUNS, dur_ka: +process.env.DUR_KA, dur_hs: +process.env.DUR_HS, conns_ka: +process.env.CONNS_KA, conns_hs: +process.env.CONNS_HS, sut_cpu: +process.env.SUT_CPU, rig_cpu: +process.env.RIG_CPU, scenarios: process.env.SCENARIOS, modes: process.env.MODES, iss: process.env.ISS,
+    paired: process.env.PAIRED, pair_runs: +process.env.PAIR_RUNS, dur_pair: +process.env.DUR_PAIR, pair_modes: process.env.PAIR_MODES, warmup: +process.env.WARMUP,
+    loadgen: "bench/loadgen.mjs on the rig core: ka = autocannon " + pkg("autocannon") + " (HTTP/1.1, no pipelining), hs/rs = its own node:tls client (Connection: close)",
+    proxy_cpu: "utime+stime from /proc/PID/stat of every process of the proxy (all threads), over the measured window, divided by the requests completed in it",
+    logging: "certbound: access log on (JSON lines on stdout into a file under run/), metrics on (admin listener); nginx and HAProxy: access logs off" },
   certbound: { dir: d, package: p.name ? p.name + "@" + p.version : null, commit: sh("git -C \"" + d + "\" describe --always --dirty --abbrev=12 2>/dev/null || echo none") },
 }, null, 1) + "\n");
 ' "$HERE" "$OUTDIR/env.json"
@@ -109,12 +119,28 @@ rss_mb() { # PID... -> JSON array of VmRSS in MB
   for p in "$@"; do v=$(awk '/^VmRSS:/{printf "%.1f", $2/1024}' "/proc/$p/status" 2>/dev/null) && [[ -n $v ]] && out+=("$v"); done
   (IFS=,; echo "[${out[*]}]")
 }
+# placement LABEL PIDS CPUS: record what the measured processes really are (executable, script, working
+# directory) and where they may run (their affinity), so that the table states what was measured, not what was
+# meant (the reference harness once measured another checkout's certbound through npx's shared cache)
+cpulist() { awk -v RS=, '{ n = split($0, r, "-"); for (i = r[1]; i <= r[n]; i++) printf "%s%d", (c++ ? "," : ""), i }' <<<"$1"; } # 0-2,5 -> 0,1,2,5
+placement() {
+  local p aff bad=0 what=() want
+  want=$(cpulist "$3")
+  for p in ${2//,/ }; do
+    aff=$(taskset -pc "$p" 2>/dev/null | sed 's/.*: //') || aff='?'
+    [[ $(cpulist "$aff") == "$want" ]] || bad=1
+    what+=("$p $(readlink "/proc/$p/exe" 2>/dev/null) $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-160)| cwd $(readlink "/proc/$p/cwd" 2>/dev/null) | cpus $aff")
+  done
+  printf '{"label":"%s","want_cpus":"%s","pinned_as_stated":%s,"procs":%s}\n' "$1" "$3" "$([[ $bad == 0 ]] && echo true || echo false)" \
+    "$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "${what[@]}")" >>"$OUTDIR/placement.jsonl"
+  ((bad == 0)) || log "WARNING $1: a measured process is not pinned to cpu $3: ${what[*]}"
+}
 note() { printf '{"label":"%s","text":%s}\n' "$1" "$(node -e 'console.log(JSON.stringify(process.argv[1]))' "$2")" >>"$OUTDIR/notes.jsonl"; }
 
 load() { # load SCN MODE URL WATCH... ; appends JSON lines to $RESULTS
   local s=$1 mode=$2 url=$3; shift 3
   local dur=$DUR_KA conns=$CONNS_KA tlsargs=() i warm
-  [[ $mode == hs ]] && dur=$DUR_HS conns=$CONNS_HS
+  [[ $mode != ka ]] && dur=$DUR_HS conns=$CONNS_HS
   if [[ $url == https* ]]; then
     tlsargs=(--cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt")
     [[ $s != S1 && $s != S5p ]] && tlsargs+=(--token "$JWT/token.jwt")
@@ -164,7 +190,7 @@ for s in $SCENARIOS; do
     S0)
       log "== S0 direct: loadgen -> upstream nginx, plain HTTP (upstream moved to cpu$SUT_CPU)"
       pin "$SUT_CPU" "$UP_PIDS"
-      for m in ka hs; do log " S0 $m"; load S0 $m "http://127.0.0.1:$UP_PORT/" --watch "upstream=$UP_PIDS" || FAILED+=("S0/$m"); done
+      for m in ${MODES/rs/}; do log " S0 $m"; load S0 $m "http://127.0.0.1:$UP_PORT/" --watch "upstream=$UP_PIDS" || FAILED+=("S0/$m"); done
       pin "$RIG_CPU" "$UP_PIDS"
       ;;
     S1|S2|S4|S4k)
@@ -186,7 +212,8 @@ for s in $SCENARIOS; do
       fi
       if ((ok)); then
         [[ $s == S4 || $s == S4k ]] && RSS_PIDS=$PROXY_PIDS
-        for m in ka hs; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" --watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS" || FAILED+=("$s/$m"); done
+        placement "$s" "$PROXY_PIDS" "$SUT_CPU"
+        for m in $MODES; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" --watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS" || FAILED+=("$s/$m"); done
       else
         log "$s functional checks FAILED - not benchmarked"; FAILED+=("$s/checks")
       fi
@@ -218,7 +245,8 @@ for s in $SCENARIOS; do
         [[ $kind == full && -n $ISS_PIDS ]] && watch+=(--watch "issuer=$ISS_PIDS")
         [[ $kind == intro && -n $INTRO_PID ]] && watch+=(--watch "idp=$INTRO_PID")
         [[ $kind == intro ]] && before=$(intro_stats)
-        for m in ka hs; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" "${watch[@]}" || FAILED+=("$s/$m"); done
+        placement "$s" "$PROXY_PIDS" "$cpus"
+        for m in $MODES; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" "${watch[@]}" || FAILED+=("$s/$m"); done
         if [[ $kind == intro ]]; then
           after=$(intro_stats)
           log "$s introspection endpoint: before the load $before, after $after"
@@ -247,7 +275,7 @@ done
 # generator (half the connections each): whatever else the shared machine does slows both alike, so the ratio of
 # their CPU per request holds where back-to-back runs drift (HAProxy alone measured 111-195 µs/req on one day).
 if [[ -n $PAIRED ]]; then
-  log "== paired runs: certbound S5 beside ${PAIRED// /, } on cpu$SUT_CPU, ${PAIR_RUNS}x${DUR_PAIR}s, $((CONNS_KA / 2)) connections each"
+  log "== paired runs: certbound S5 beside ${PAIRED// /, } on cpu$SUT_CPU, modes $PAIR_MODES, ${PAIR_RUNS}x${DUR_PAIR}s, half the connections each"
   if start_certbound S5 full "${PORT[S5]}" "${ADMIN[S5]}" 0 "$SUT_CPU"; then
     CB_PIDS=$(gw_pids_csv)
     for a in $PAIRED; do
@@ -256,6 +284,8 @@ if [[ -n $PAIRED ]]; then
       if ! PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$a]}" "$a" >"$RUN/verify-pair-$a.txt" 2>&1; then
         log "  $a functional checks FAILED - not paired"; FAILED+=("pair-$a/checks"); stop_proxy; continue
       fi
+      for pm in $PAIR_MODES; do
+      pconns=$((CONNS_KA / 2)); [[ $pm != ka ]] && pconns=$((CONNS_HS / 2))
       for ((r = 1; r <= PAIR_RUNS; r++)); do
         wait_quiet
         warm=0; ((r == 1)) && warm=$WARMUP
@@ -265,19 +295,20 @@ if [[ -n $PAIRED ]]; then
           chk=(--check-path /whoami --check-contains CN=client1)
           [[ $side == S5 ]] && chk=(--check-path /echo --check-contains x-credential-sub=client1-service-account)
           timeout -k 5 $((DUR_PAIR + warm + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "https://127.0.0.1:${PORT[$side]}/" \
-            --mode ka --connections $((CONNS_KA / 2)) --duration "$DUR_PAIR" --warmup "$warm" --max-seconds $((DUR_PAIR + warm + 50)) \
+            --mode "$pm" --connections "$pconns" --duration "$DUR_PAIR" --warmup "$warm" --max-seconds $((DUR_PAIR + warm + 50)) \
             --label "pair-$side" --cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt" --token "$JWT/token.jwt" "${chk[@]}" \
-            --watch "proxy=$pids" >"$RUN/pair-$a-$side-$r.json" 2>>"$LOG" &
+            --watch "proxy=$pids" >"$RUN/pair-$pm-$a-$side-$r.json" 2>>"$LOG" &
           lg+=($!)
         done
         okp=1; for p in "${lg[@]}"; do wait "$p" || okp=0; done
         if ((okp)); then
           line=$(node -e 'const f = (s) => JSON.parse(require("fs").readFileSync(s, "utf8")); const a = f(process.argv[1]), c = f(process.argv[2]);
-            console.log(JSON.stringify({ anchor: process.argv[3], round: +process.argv[4], anchor_us: a.cpu.proxy.us_per_req, certbound_us: c.cpu.proxy.us_per_req, anchor_rps: a.rps, certbound_rps: c.rps, anchor_p99: a.lat_ms.p99, certbound_p99: c.lat_ms.p99, anchor_non2xx: a.non2xx + a.errors, certbound_non2xx: c.non2xx + c.errors }))' \
-            "$RUN/pair-$a-$a-$r.json" "$RUN/pair-$a-S5-$r.json" "$a" "$r")
+            console.log(JSON.stringify({ anchor: process.argv[3], round: +process.argv[4], mode: process.argv[5], anchor_us: a.cpu.proxy.us_per_req, certbound_us: c.cpu.proxy.us_per_req, anchor_rps: a.rps, certbound_rps: c.rps, anchor_p99: a.lat_ms.p99, certbound_p99: c.lat_ms.p99, anchor_non2xx: a.non2xx + a.errors, certbound_non2xx: c.non2xx + c.errors }))' \
+            "$RUN/pair-$pm-$a-$a-$r.json" "$RUN/pair-$pm-$a-S5-$r.json" "$a" "$r" "$pm")
           echo "$line" >>"$OUTDIR/paired.jsonl"
-          log "  pair $a/S5 run $r: $line"
-        else log "  pair $a/S5 run $r FAILED (see $LOG)"; FAILED+=("pair-$a/$r"); fi
+          log "  pair $a/S5 $pm run $r: $line"
+        else log "  pair $a/S5 $pm run $r FAILED (see $LOG)"; FAILED+=("pair-$a/$pm/$r"); fi
+      done
       done
       stop_proxy
     done

@@ -15,6 +15,7 @@ const rows = jsonl('results.jsonl')
 const rssRows = jsonl('rss.jsonl')
 const notes = jsonl('notes.jsonl')
 const pairedRows = jsonl('paired.jsonl')
+const placement = jsonl('placement.jsonl')
 const env = existsSync(join(dir, 'env.json')) ? JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')) : {}
 
 const NAMES = {
@@ -48,7 +49,8 @@ for (const r of rows) {
 const order = Object.keys(NAMES)
 const keys = [...groups.keys()].sort((a, b) => {
   const [sa, ma] = a.split('|'); const [sb, mb] = b.split('|')
-  return (ma === mb ? 0 : ma === 'ka' ? -1 : 1) || (order.indexOf(sa) - order.indexOf(sb))
+  const MODE_ORDER = ['ka', 'hs', 'rs']
+  return (MODE_ORDER.indexOf(ma) - MODE_ORDER.indexOf(mb)) || (order.indexOf(sa) - order.indexOf(sb))
 })
 
 const NOISY = 25 // % of one core used by other processes: the row's req/s and latencies are suspect
@@ -69,6 +71,8 @@ const summary = keys.map((key) => {
     p50: median(rs.map((r) => r.lat_ms.p50)), p99: median(rs.map((r) => r.lat_ms.p99)),
     non2xx: rs.reduce((s, r) => s + r.non2xx, 0), errors: rs.reduce((s, r) => s + r.errors + r.timeouts, 0),
     tls_resumed: rs.reduce((s, r) => s + (r.tls_resumed || 0), 0),
+    requests: rs.reduce((s, r) => s + (r.requests || 0), 0),
+    tls_group: rs[0].tls?.group ?? null,
     sut_cpu_pct: median(rs.map((r) => sut(r)?.cpu_pct)), sut_us_per_req: us,
     per_core_capacity: us ? Math.round(1e6 / us) : null,
     upstream_us_per_req: median(rs.map((r) => r.cpu.upstream?.us_per_req)),
@@ -87,10 +91,12 @@ for (const r of summary) {
 }
 
 // ---- paired runs: certbound S5 and one anchor loaded at the same time on the same core (run.sh PAIRED)
-const paired = [...new Set(pairedRows.map((r) => r.anchor))].map((anchor) => {
-  const rs = pairedRows.filter((r) => r.anchor === anchor)
+for (const r of pairedRows) r.mode ??= 'ka' // runs before PAIR_MODES were keep-alive only
+const paired = [...new Set(pairedRows.map((r) => `${r.anchor}|${r.mode}`))].map((key) => {
+  const [anchor, mode] = key.split('|')
+  const rs = pairedRows.filter((r) => r.anchor === anchor && r.mode === mode)
   return {
-    anchor, runs: rs.length,
+    anchor, mode, runs: rs.length,
     ratios: rs.map((r) => r.certbound_us / r.anchor_us),
     ratio: median(rs.map((r) => r.certbound_us / r.anchor_us)),
     anchor_us: median(rs.map((r) => r.anchor_us)), certbound_us: median(rs.map((r) => r.certbound_us)),
@@ -112,6 +118,8 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
   }
   const h5 = get('S5', 'hs'); const h2 = get('S2', 'hs')
   if (h5 && h2) goal('new-handshake mode ≥ 0.9× HAProxy handshakes/s', rx(h5.vs_haproxy.rps), h5.vs_haproxy.rps >= 0.9, `${k(h5.rps)} vs ${k(h2.rps)} req/s`)
+  const r5 = get('S5', 'rs'); const r2 = get('S2', 'rs')
+  if (r5 && r2) goal('resumed handshakes: no slower than HAProxy (req/s)', rx(r5.vs_haproxy.rps), r5.vs_haproxy.rps >= 1, `${k(r5.rps)} vs ${k(r2.rps)} req/s; resumed ${r5.tls_resumed} of ${r5.requests} vs ${r2.tls_resumed} of ${r2.requests}`)
   const c = get('S5c', 'ka'); const one = get('S5', 'ka')
   if (c && one) {
     const g = ratio(c.rps, one.rps)
@@ -123,7 +131,9 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
     goal('warm-cache token-introspection within 10 % of local JWT validation (ka)', `CPU ${rx(cr)}, req/s ${rx(rr)}`, cr <= 1.1 && rr >= 0.9, `${fmt(i6.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
   }
   for (const p of paired) {
-    if (p.anchor === 'S2') {
+    if (p.anchor === 'S2' && p.mode === 'hs') goal('new-handshake CPU per connection vs HAProxy (paired, hs)', rx(p.ratio), p.ratio <= 1 / 0.9, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req; ≤ 1.11× is the CPU side of "≥ 0.9× HAProxy's handshake rate"`)
+    if (p.anchor === 'S2' && p.mode === 'rs') goal('resumed-handshake CPU vs HAProxy (paired, rs)', rx(p.ratio), p.ratio <= 1, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req`)
+    if (p.anchor === 'S2' && p.mode === 'ka') {
       goal('proxy CPU per request ≤ 0.5× HAProxy (paired: both at the same time on one core)', rx(p.ratio), p.ratio <= 0.5, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req, median of ${p.runs} (per-run ratios ${p.ratios.map((x) => x.toFixed(2)).join(' ')})`)
       goal('p99 ≤ HAProxy (paired, same load at the same time)', rx(p.p99_ratio), p.p99_ratio <= 1, `${fmt(p.certbound_p99, 2)} vs ${fmt(p.anchor_p99, 2)} ms`)
     }
@@ -141,8 +151,24 @@ console.log(`${env.host_cpus ?? '?'} cores (${env.cpu_model ?? '?'}), kernel ${e
   `${env.nginx ?? ''}, ${env.haproxy ?? ''}, node ${env.node ?? ''} (OpenSSL ${env.node_openssl ?? ''}), ${env.system_openssl ?? ''}; ` +
   `autocannon ${env.autocannon ?? ''}, jose ${env.jose ?? ''}; certbound ${env.certbound?.package ?? '?'} (${env.certbound?.commit ?? '?'}).`)
 console.log(`Median of ${s.runs ?? '?'} run(s). ka = keep-alive, ${s.conns_ka ?? '?'} connections, ${s.dur_ka ?? '?'} s; ` +
-  `hs = new TCP + full TLS 1.3 mTLS handshake per request, ${s.conns_hs ?? '?'} connections, ${s.dur_hs ?? '?'} s. ` +
+  `hs = new TCP + full TLS 1.3 mTLS handshake per request, ${s.conns_hs ?? '?'} connections, ${s.dur_hs ?? '?'} s; ` +
+  `rs = the same, each connection resuming the previous one's session ticket. ` +
   `Proxy pinned to cpu${s.sut_cpu ?? '?'}; load generator + upstream nginx (+ issuer/IdP) on cpu${s.rig_cpu ?? '?'} (S0: upstream on cpu${s.sut_cpu ?? '?'}; S5c unpinned).`)
+console.log()
+console.log('Settings of this run (what the figures mean):')
+console.log()
+console.log('| setting | value |')
+console.log('|---|---|')
+const setting = (n, v) => { if (v != null && v !== '') console.log(`| ${n} | ${String(v).replaceAll('|', '/')} |`) }
+setting('load generator', s.loadgen)
+setting('connections', `ka ${s.conns_ka}, hs/rs ${s.conns_hs}${s.paired ? `; paired runs ka ${s.conns_ka / 2}, hs/rs ${s.conns_hs / 2} per side` : ''}`)
+setting('measured window', `ka ${s.dur_ka} s, hs/rs ${s.dur_hs} s, ${s.warmup > 0 ? `after a ${s.warmup} s warm-up in the first round` : 'no warm-up'}; ${s.runs} round(s)${s.paired ? `; paired ${s.pair_runs} × ${s.dur_pair} s per mode (${s.pair_modes ?? 'ka'}) beside ${s.paired}` : ''}`)
+setting('pinning', `proxy cpu${s.sut_cpu}, load generator + upstream + issuer cpu${s.rig_cpu}; checked: ${placement.length ? (placement.every((p) => p.pinned_as_stated) ? `every measured process of ${placement.length} scenario start(s) had exactly the affinity stated` : 'NOT as stated for ' + placement.filter((p) => !p.pinned_as_stated).map((p) => p.label).join(', ')) : 'not recorded'}`)
+setting('proxy CPU', s.proxy_cpu)
+setting('logging', s.logging)
+setting('measured build', `${env.certbound?.dir ?? '?'} at ${env.certbound?.commit ?? '?'}, started as \`node bin/certbound.js start\` (no npx: see bench/README.md, "One honest benchmark")`)
+const groupsSeen = [...new Set(summary.map((r) => r.tls_group).filter(Boolean))]
+setting('TLS', `TLS 1.3, key exchange ${groupsSeen.join('/') || '?'} (as negotiated), the server sends its leaf certificate only`)
 console.log()
 console.log('| scenario | mode | req/s | p50 ms | p99 ms | proxy CPU µs/req | ≈ req/s per proxy core | non-2xx | errors | CPU ÷ HAProxy | p99 ÷ HAProxy | req/s ÷ HAProxy | req/s ÷ direct |')
 console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
@@ -154,10 +180,10 @@ if (paired.length) {
   console.log()
   console.log(`#### Paired: certbound S5 beside an anchor, both loaded at the same time on cpu${s.sut_cpu ?? '?'} (half the connections each)`)
   console.log()
-  console.log('| anchor | runs | anchor µs/req | certbound µs/req | certbound ÷ anchor (median of per-run ratios) | per-run ratios | anchor req/s | certbound req/s | anchor p99 ms | certbound p99 ms | non-2xx + errors |')
-  console.log('|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|')
+  console.log('| anchor | mode | runs | anchor µs/req | certbound µs/req | certbound ÷ anchor (median of per-run ratios) | per-run ratios | anchor req/s | certbound req/s | anchor p99 ms | certbound p99 ms | non-2xx + errors |')
+  console.log('|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|')
   for (const p of paired) {
-    console.log(`| ${NAMES[p.anchor] ?? p.anchor} | ${p.runs} | ${fmt(p.anchor_us)} | ${fmt(p.certbound_us)} | ${rx(p.ratio)} | ${p.ratios.map((x) => x.toFixed(2)).join(' ')} | ${k(p.anchor_rps)} | ${k(p.certbound_rps)} | ${fmt(p.anchor_p99, 2)} | ${fmt(p.certbound_p99, 2)} | ${p.failed} |`)
+    console.log(`| ${NAMES[p.anchor] ?? p.anchor} | ${p.mode} | ${p.runs} | ${fmt(p.anchor_us)} | ${fmt(p.certbound_us)} | ${rx(p.ratio)} | ${p.ratios.map((x) => x.toFixed(2)).join(' ')} | ${k(p.anchor_rps)} | ${k(p.certbound_rps)} | ${fmt(p.anchor_p99, 2)} | ${fmt(p.certbound_p99, 2)} | ${p.failed} |`)
   }
 }
 if (goals.length) {
@@ -188,7 +214,7 @@ for (const r of noisy) {
   console.log(`\n⚠ ${r.label} ${r.mode}: other processes used ${fmt(r.other_cpu_pct)} % of a core (median)${names.length ? '; busiest others: ' + names.join(', ') : ''}: its req/s and latencies are suspect.`)
 }
 for (const r of summary.filter((x) => x.idp_cpu_pct >= 1)) console.log(`\nNOTE ${r.label} ${r.mode}: the issuer/IdP used ${fmt(r.idp_cpu_pct, 1)} % of a core during the runs: the gateway called it under load (not in its µs/req).`)
-const resumed = summary.filter((r) => r.tls_resumed > 0)
+const resumed = summary.filter((r) => r.mode === 'hs' && r.tls_resumed > 0)
 if (resumed.length) console.log(`\nWARNING: TLS sessions were resumed in hs mode (${resumed.map((r) => r.label).join(', ')}): those were not full handshakes.`)
 for (const n of notes) console.log(`\nNOTE ${n.label ?? ''}: ${n.text}`)
 console.log()

@@ -6,6 +6,7 @@ set -euo pipefail
 declare -A pkgs=(
   [curl]=curl
   [openssl]=openssl
+  [redis-server]=redis-server
   [chromium]=chromium
   [stdbuf]=coreutils
 )

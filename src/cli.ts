@@ -184,7 +184,10 @@ async function start (rest: string[]): Promise<number> {
     if (cfg.settings.workers > 0) {
       const { runPrimary } = await import('./cluster.js')
       const { createLogger } = await import('./observability/logger.js')
-      cluster.schedulingPolicy = cluster.SCHED_NONE
+      // the kernel spreads connections over the workers' shared listening socket; node's own switch
+      // NODE_CLUSTER_SCHED_POLICY=rr (the primary accepts and hands each connection over) is honoured, for
+      // measuring the two against each other (bench/multicore.sh, bench/README.md)
+      if (process.env.NODE_CLUSTER_SCHED_POLICY !== 'rr') cluster.schedulingPolicy = cluster.SCHED_NONE
       await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }), { text, watch })
       return await new Promise<number>(() => { /* runs until a signal */ })
     }

@@ -17,18 +17,21 @@ import { readConfigTexts } from './config/files.js'
 /** A config as sent to workers: the files' texts, or one POST /config text. */
 type Texts = string | readonly ConfigText[]
 
+import { IpcStore, StoreHost } from './store/ipc.js'
+import { MemoryStore } from './store/memory.js'
+import { storeBackend } from './store/schema.js'
+import { systemClock, type StoreStatus } from './store/types.js'
 import { ReloadHistory } from './observability/dashboard/reload-history.js'
 import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
 import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
 import type { ClientActivityRow } from './authorization-server/client-activity.js'
-import type { StoreStatus } from './store/types.js'
 
-type ToWorker = { type: 'start', text: Texts } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' } | { type: 'dashboard', id: number }
+type ToWorker = { type: 'start', text: Texts, ipcStore?: boolean } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' } | { type: 'dashboard', id: number }
 type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
-  | { type: 'status', ready: boolean, hash: string }
+  | { type: 'status', ready: boolean, hash: string, store?: StoreStatus }
   | { type: 'reloaded', id: number, ok: boolean, hash?: string, errors?: string }
   | { type: 'dashboard', id: number, data: DashboardData }
 
@@ -43,7 +46,7 @@ const RESTART_MAX_MS = 10_000
 
 type ClusterReload = { ok: true } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
 
-interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number }
+interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number, store?: StoreStatus }
 
 export interface PrimaryOptions {
   /** The config text `cfg` was validated from: what workers start with. */
@@ -71,6 +74,8 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
   const aggregator = new AggregatorRegistry()
   let reloadSeq = 0
   const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
+  // gateway.store memory: this process owns the state every worker shares (redis: each worker connects itself)
+  const storeHost = storeBackend(cfg.settings.store) === 'memory' ? new StoreHost(new MemoryStore({ now: systemClock })) : undefined
   const reloads = new ReloadHistory()
   let dashboardSeq = 0
   const dashboardAsks = new Map<number, { waiting: Set<number>, got: DashboardData[], done(): void }>()
@@ -88,8 +93,10 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
     w.on('message', (m: FromWorker) => {
       const e = workers.get(w.id)
       if (e === undefined || typeof m !== 'object' || m === null) return
-      if (m.type === 'hello') w.send({ type: 'start', text: liveText } satisfies ToWorker)
+      if (storeHost?.handle({ id: w.id, send: (x) => { w.send(x) } }, m) === true) return
+      if (m.type === 'hello') w.send({ type: 'start', text: liveText, ipcStore: storeHost !== undefined } satisfies ToWorker)
       if (m.type === 'ready' || m.type === 'status') { e.ready = m.ready; e.hash = m.hash }
+      if (m.type === 'status') e.store = m.store
       if (m.type === 'dashboard') {
         const a = dashboardAsks.get(m.id)
         if (a !== undefined && a.waiting.delete(w.id)) { a.got.push(m.data); if (a.waiting.size === 0) a.done() }
@@ -108,6 +115,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
   cluster.on('exit', (w, code, signal) => {
     const e = workers.get(w.id)
     workers.delete(w.id)
+    storeHost?.gone(w.id)
     for (const [id, a] of acks) { if (a.waiting.delete(w.id)) settle(id) }
     if (stopping) return
     const lived = e === undefined ? 0 : Date.now() - e.startedAt
@@ -201,6 +209,8 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
       uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
       version: VERSION,
       workers: ws.length,
+      // memory: the primary's own store; redis: as the workers report it (connected only if every worker is)
+      store: storeHost?.owner.status() ?? (ws.some(w => w.store !== undefined) ? mergeStoreStatus(ws.flatMap(w => w.store ?? [])) : { backend: 'redis', connected: false, detail: 'no worker has reported yet' }),
       worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
       reasons: reasons.length > 0 ? reasons : undefined,
     }
@@ -276,7 +286,9 @@ export async function runWorker (configFile: string | readonly string[]): Promis
   const exitAfter = (g: Gateway): void => { void g.close().then(() => drainLogs(g.logger)).then(() => process.exit(0)) }
   process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else exitAfter(running.gw) })
   const queued: ToWorker[] = []
-  let onStart: ((text: Texts) => void) | undefined
+  let onStart: ((m: { text: Texts, ipcStore?: boolean }) => void) | undefined
+  // store replies and revocation pushes are handled at once, also while the gateway starts (it awaits them)
+  const ipc = new IpcStore((m) => { process.send?.(m) }, systemClock)
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
     if (m.type === 'shutdown') exitAfter(g)
@@ -284,19 +296,21 @@ export async function runWorker (configFile: string | readonly string[]): Promis
   }
   process.on('message', (m: ToWorker) => {
     if (typeof m !== 'object' || m === null) return
-    if (m.type === 'start') { onStart?.(m.text); return }
+    if (ipc.handleMessage(m)) return
+    if (m.type === 'start') { onStart?.(m); return }
     if (running.gw === undefined) queued.push(m)
     else handle(running.gw, m)
   })
-  const text = await new Promise<Texts>((res) => { onStart = res; send({ type: 'hello' }) })
+  const { text, ipcStore } = await new Promise<{ text: Texts, ipcStore?: boolean }>((res) => { onStart = res; send({ type: 'hello' }) })
   onStart = undefined
-  const g = await Gateway.start({ configFile, configText: text, admin: false })
+  if (ipcStore === true) await ipc.sync()
+  const g = await Gateway.start({ configFile, configText: text, admin: false, store: ipcStore === true ? ipc : undefined })
   running.gw = g
   // constructing one registers prom-client's worker-side listener that answers the primary's /metrics
   // requests; setRegistries alone does not, and the primary's /metrics would wait forever
   void new AggregatorRegistry()
   AggregatorRegistry.setRegistries([g.metrics.registry])
-  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
+  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash, store: s.store }) }
   send({ type: 'ready', hash: g.status().config_hash, ready: g.status().ready })
   const timer = setInterval(report, 1000)
   timer.unref()

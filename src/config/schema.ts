@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { storeSchema } from '../store/schema.js'
 import { adminDashboardSchema } from './admin-dashboard.js'
 
 /** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
@@ -141,7 +142,7 @@ export const gatewaySchema = z.strictObject({
   admin_dashboard: adminDashboardSchema.prefault({}).describe('The admin dashboard (GET /, GET /api/summary on admin_listen)'),
   trusted_certificates: z.union([z.string(), z.array(z.string())]).optional().describe('Extra CAs for outbound TLS (IdPs, upstreams)'),
   trusted_ips: z.array(z.string()).default([]).describe('Proxies whose X-Forwarded-For is kept (the real peer is appended)'),
-  workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),
+  workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes on the same listeners (the kernel spreads new connections; NODE_CLUSTER_SCHED_POLICY=rr in the environment makes the primary hand them out in turn)'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true).describe('One JSON line per request'),
   access_log_buffer: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024)
@@ -149,6 +150,7 @@ export const gatewaySchema = z.strictObject({
       'dropped and counted (certbound_log_lines_dropped_total, and a warning at most every 10 s). Warnings, errors and ' +
       'lifecycle lines (start, stop, reloads) are never queued behind them: they are written at once'),
   limits: limitsSchema.prefault({}),
+  store: storeSchema.prefault({}).describe('Shared state (revocations, generated signing keys, replay and rate-limit counters): memory (this node) or redis (every node)'),
 })
 
 export const rootSchema = z.strictObject({

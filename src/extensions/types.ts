@@ -5,6 +5,7 @@ import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { RedisConnectionInput } from '../store/schema.js'
 import type { ClientActivityRow } from '../authorization-server/client-activity.js'
 
 export interface ExtensionDeps {
@@ -18,6 +19,8 @@ export interface ExtensionDeps {
   readonly store: StateStore
   /** The clock, as PluginDeps.now. */
   readonly now: Clock
+  /** As PluginDeps.openStore. */
+  openStore(redis: RedisConnectionInput): StateStore
   /** State handed on from this extension's previous instance across reloads (PluginDeps.stash). */
   readonly stash?: Map<string, unknown>
   readonly revocationMetrics?: RevocationMetrics

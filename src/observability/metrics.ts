@@ -1,4 +1,5 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { StoreObserver } from '../store/types.js'
 import { RouteRequestMetrics } from './route-metrics.js'
 import { DashboardStats } from './dashboard/stats.js'
 import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
@@ -8,7 +9,7 @@ import { RevocationMetrics } from '../auth/revocation/metrics.js'
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
  * Requests are counted by RouteRequestMetrics: the hot path does no label hashing.
  */
-export class GatewayMetrics {
+export class GatewayMetrics implements StoreObserver {
   readonly registry = new Registry()
   private readonly requests: RouteRequestMetrics
   private readonly upstreamErrors: Counter<'service' | 'kind'>
@@ -20,6 +21,8 @@ export class GatewayMetrics {
   /** Requests and tunnels being handled now, in every runtime; read when /metrics is scraped (no per-request cost). */
   inFlightNow = 0
   private readonly suppressedErrors: Counter<'where'>
+  private readonly storeLatency: Histogram<'backend' | 'op'>
+  private readonly storeErrors: Counter<'backend' | 'op'>
   /** The admin dashboard's recent-traffic memory, fed where requests are counted. */
   readonly dashboard = new DashboardStats()
   /** Client certificate revocation checks (OCSP, CRL distribution points). */
@@ -37,8 +40,15 @@ export class GatewayMetrics {
     const inFlight = (): number => this.inFlightNow
     new Gauge({ name: 'certbound_http_requests_in_flight', help: 'Requests being handled (WebSocket tunnels included)', registers, collect () { this.set(inFlight()) } })
     this.suppressedErrors = new Counter({ name: 'certbound_suppressed_errors_total', help: 'Failures that could not change an answer (a plugin\'s log phase, a close, a final write), each also logged', labelNames: ['where'], registers })
+    this.storeLatency = new Histogram({ name: 'certbound_store_command_duration_seconds', help: 'Round trips to the shared store (gateway.store), by backend and operation', labelNames: ['backend', 'op'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers })
+    this.storeErrors = new Counter({ name: 'certbound_store_errors_total', help: 'Failed store commands (unreachable, timed out), by backend and operation', labelNames: ['backend', 'op'], registers })
     this.revocation = new RevocationMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
+  }
+
+  command (backend: string, op: string, seconds: number, ok: boolean): void {
+    this.storeLatency.observe({ backend, op }, seconds)
+    if (!ok) this.storeErrors.inc({ backend, op })
   }
 
   request (route: string, status: number, seconds: number): void { this.requests.record(route, status, seconds) }

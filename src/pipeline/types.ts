@@ -6,6 +6,7 @@ import type { HttpClient } from '../http-client/types.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ConfigErrorCode } from '../errors/codes.js'
+import type { RedisConnectionInput } from '../store/schema.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -79,6 +80,12 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /**
+   * A StateStore on a Redis of the plugin's own (its config embeds `redisConnectionSchema` from src/store/schema.ts),
+   * pooled by connection and kept across reloads; call its close() from the instance's close(). Trusts
+   * gateway.trusted_certificates for rediss://. `certbound validate` gets a memory store and connects nowhere.
+   */
+  openStore(redis: RedisConnectionInput): StateStore
   /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
   readonly revocationMetrics?: RevocationMetrics
   /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */

@@ -16,6 +16,7 @@ import { CidrSet } from '../net/cidr.js'
 import { InFlight } from './in-flight.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
+import { StorePool } from '../store/pool.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
 export interface Runtime {
@@ -51,6 +52,8 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** deps.openStore's connections (absent: a dry-run pool is made for this compile). */
+  pool?: StorePool
   /** PluginDeps.revocationMetrics. */
   revocationMetrics?: RevocationMetrics
   /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
@@ -65,6 +68,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const http = createHttpClient({ trustedCa: cfg.trustedCa })
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
+  const openStore = openStoreFor(opts, cfg.trustedCa)
   const extensions: Array<{ section: string, path: readonly PathKey[], instance: ExtensionInstance }> = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
@@ -78,7 +82,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     try {
       // relative paths resolve against the file the section came from (several files: `-c a.yml -c b.yml`)
       const dir = src.dirOf(sec.path)
-      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
+      const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, openStore, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push({ section: ext.section, path: sec.path, instance: inst })
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -93,7 +97,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers, openStore }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -276,4 +280,9 @@ function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Chain)
     protocols: new Set(r.protocols),
     ...phases(chain),
   })
+}
+
+function openStoreFor (opts: CompileOptions, trustedCa: readonly string[]): PluginDeps['openStore'] {
+  const pool = opts.pool ?? new StorePool({ now: opts.now, dryRun: true })
+  return function openStore (redis) { return pool.open(redis, trustedCa) }
 }
