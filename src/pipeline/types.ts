@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { CidrSet } from '../net/cidr.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -62,6 +63,11 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /**
+   * `gateway.trusted_ips`: proxies whose X-Forwarded-For is believed (see `clientAddress` in src/net/client-address.ts).
+   * Absent (hand-built deps): no proxy is trusted.
+   */
+  readonly trustedIps?: CidrSet
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

@@ -72,9 +72,10 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   }
 
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
+  const trustedIps = new CidrSet(cfg.settings.trusted_ips)
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now }
+    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, trustedIps }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -118,7 +119,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     instances: all,
     extensions,
     requestClientCertificate,
-    trustedIps: new CidrSet(cfg.settings.trusted_ips),
+    trustedIps,
     adminAllow: new CidrSet(cfg.settings.admin_allow),
     inflight: 0,
     ready: () => all.every(i => i.instance.ready === undefined || i.instance.ready()),
