@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/observability/logger.js'
 import { Gateway } from '../../src/gateway.js'
+import type { Clock } from '../../src/store/types.js'
 
 export interface LogLine { level: string, msg?: string, [k: string]: unknown }
 
@@ -29,7 +30,7 @@ export const SUITE_LOG_DIR = join(tmpdir(), 'certbound-suite-logs')
  * `files` are written next to gateway.yml first. Logs are captured as parsed JSON lines. `watch`: reload on file
  * changes, as `certbound start` does.
  */
-export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean, now?: Clock } = {}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'certbound-gw-'))
   const ownDir = opts.dir === undefined
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
@@ -47,7 +48,7 @@ export async function startGateway (yaml: string, opts: { dir?: string, env?: No
     },
   })
   const logger = createLogger({ level: opts.logLevel ?? 'debug', destination: sink as never })
-  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env, watchConfig: opts.watch })
+  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env, watchConfig: opts.watch, now: opts.now })
   const addrs = gateway.addresses()
   return {
     gateway,
