@@ -1,6 +1,7 @@
+import { isIP } from 'node:net'
 import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
 import type { StateStore } from '../../src/store/types.js'
-import { redisSettings, type RateLimitingConfig } from './schema.js'
+import { redisSettings, type RateLimitingConfig, type RedisSettings } from './schema.js'
 
 /** Where an instance counts, and what it must release on close. */
 export interface CounterStore {
@@ -11,23 +12,61 @@ export interface CounterStore {
   close(): Promise<void>
 }
 
+/** The connection a plugin's own Redis is opened with (gateway.store.redis's keys: src/store/schema.ts). */
+export interface RedisConnection {
+  readonly url: string
+  readonly username?: string
+  readonly password?: string
+  readonly connect_timeout?: number
+  readonly command_timeout?: number
+}
+
+/** The store's factory for a plugin's own Redis, where this build has it (the shared-state issue). */
+type OpenStore = (redis: RedisConnection) => StateStore
+
 /**
  * The one place `policy` becomes a store (Kong: policies/init.lua).
  * - `local`: the gateway's store. With the default memory backend that is Kong's `local` (one node, shared by
  *   its workers). With `gateway.store.redis` the counts are kept in Redis and so are shared by every node: stricter
  *   than Kong's per-node count, never looser.
- * - `redis`: the plugin's own `redis.*` (Kong's keys) when a host is given, else the gateway's store when it is
- *   Redis. Neither: refused at load, never quietly counted per node.
+ * - `redis`: the plugin's own `redis.*` (Kong's keys) when a host is given, opened through `deps.openStore`; else
+ *   the gateway's store when it is Redis. Neither: refused at load, never quietly counted per node.
  */
 export function counterStore (c: RateLimitingConfig, deps: PluginDeps): CounterStore {
   const shared: CounterStore = { store: deps.store, describe: `gateway.store (${deps.store.backend})`, close: async () => {} }
   if ((c.policy ?? 'local') === 'local') return shared
   const own = redisSettings(c)
   if (own !== undefined) {
-    // The store's factory for a plugin's own Redis (Kong's redis.* keys) is not in this build: refuse rather than
-    // count somewhere the operator did not ask for.
-    throw new PluginConfigError(['redis', 'host'], 'policy redis with the plugin\'s own redis.* keys is not supported by this build yet: remove redis.* and configure gateway.store.redis (the gateway\'s shared Redis), which policy redis then uses', 'CB_CFG_INVALID')
+    const open = (deps as PluginDeps & { openStore?: OpenStore }).openStore
+    if (typeof open !== 'function') {
+      throw new PluginConfigError(['redis', 'host'], 'policy redis with the plugin\'s own redis.* keys is not supported by this build yet: remove redis.* and configure gateway.store.redis (the gateway\'s shared Redis), which policy redis then uses', 'CB_CFG_INVALID')
+    }
+    const store = open(redisConnection(own))
+    return { store, describe: `redis ${own.host}:${own.port}/${own.database}`, close: () => store.close() }
   }
   if (deps.store.backend === 'redis') return shared
   throw new PluginConfigError(['policy'], 'policy redis needs a Redis: set redis.host (this plugin\'s own) or gateway.store.redis (the gateway\'s); for one node use policy local', 'CB_CFG_INVALID')
+}
+
+/**
+ * Kong's redis.* as a connection. TLS to Redis is verified like every outbound TLS connection of the gateway (system
+ * CAs and gateway.trusted_certificates): Kong's default `ssl_verify: false` with `ssl: true` is refused, not obeyed.
+ */
+export function redisConnection (r: RedisSettings): RedisConnection {
+  if (r.ssl && !r.sslVerify) throw new PluginConfigError(['redis', 'ssl_verify'], 'certbound verifies every TLS connection: set ssl_verify: true (add the Redis CA to gateway.trusted_certificates)', 'CB_CFG_INVALID')
+  if (r.serverName !== undefined && r.serverName !== r.host) throw new PluginConfigError(['redis', 'server_name'], 'the Redis certificate is checked against redis.host: give the name in host (server_name different from host is not supported)', 'CB_CFG_INVALID')
+  if (r.database > 15) throw new PluginConfigError(['redis', 'database'], 'Redis databases are 0 … 15', 'CB_CFG_INVALID')
+  const host = isIP(r.host) === 6 ? `[${r.host}]` : r.host
+  return {
+    url: `${r.ssl ? 'rediss' : 'redis'}://${host}:${r.port}/${r.database}`,
+    ...(r.username !== undefined ? { username: r.username } : {}),
+    ...(r.password !== undefined ? { password: r.password } : {}),
+    connect_timeout: clampMs(r.connectTimeoutMs),
+    command_timeout: clampMs(r.timeoutMs),
+  }
+}
+
+/** gateway.store.redis timeouts are 1 … 600 000 ms; Kong's 0 (no timeout) becomes the longest. */
+function clampMs (ms: number): number {
+  return ms <= 0 ? 600_000 : Math.min(600_000, Math.max(1, Math.round(ms)))
 }
