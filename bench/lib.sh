@@ -207,7 +207,7 @@ services:
         strip_path: false
 YAML
     case $kind in
-      full) cat <<YAML
+      full|full-rl) cat <<YAML
         plugins:
           - name: openid-connect
             config:
@@ -226,6 +226,11 @@ YAML
                   - "x-credential-sub:\$(credential.sub)"
                   - "x-credential-scope:\$(credential.scope)"
                   - "x-credential-client-id:\$(credential.client_id)"
+YAML
+        # issue 15: the same chain plus rate-limiting per verified client, a limit the load never reaches
+        [[ $kind == full-rl ]] && cat <<YAML
+          - name: rate-limiting
+            config: { minute: 1000000, limit_by: credential, policy: local }
 YAML
       ;;
       intro) cat <<YAML
@@ -321,7 +326,7 @@ start_certbound() {
   GW_ERR=''
   port_free "$port" || { GW_ERR="port $port on 127.0.0.1 is already in use"; return 1; }
   port_free "$admin" || { GW_ERR="admin port $admin on 127.0.0.1 is already in use"; return 1; }
-  if [[ $kind == full ]]; then start_issuer || return 1; fi
+  if [[ $kind == full || $kind == full-rl ]]; then start_issuer || return 1; fi
   if [[ $kind == intro ]]; then start_introspector || return 1; fi
   write_certbound_config "$kind" "$dir" "$port" "$admin" "$workers"
   if [[ ${BENCH_VALIDATE:-1} == 1 ]]; then validate_certbound_config "$dir/gateway.yml" || return 1; fi
