@@ -16,7 +16,12 @@ interface Limit {
   readonly remainingHeader: string
   /** The limit as sent, computed once. */
   readonly limitText: string
+  /** The window the last request fell in, with its key prefix: recomputed only when the clock leaves it. */
+  current: Window & { readonly prefix: string }
 }
+
+/** Identities whose hashes are kept (a pure function's results; emptied when full, so it cannot grow). */
+const ID_CACHE_MAX = 10_000
 
 /** One log line per this many ms while the store is failing (with the count of requests let through meanwhile). */
 const FAULT_LOG_INTERVAL_MS = 10_000
@@ -45,7 +50,7 @@ export default definePlugin({
     for (const period of PERIODS) {
       const n = config[period]
       if (n === undefined || n === null) continue
-      limits.push({ period, limit: n, limitHeader: `x-ratelimit-limit-${period}`, remainingHeader: `x-ratelimit-remaining-${period}`, limitText: String(n) })
+      limits.push({ period, limit: n, limitHeader: `x-ratelimit-limit-${period}`, remainingHeader: `x-ratelimit-remaining-${period}`, limitText: String(n), current: { start: 0, end: 0, prefix: '' } })
     }
     const identify = compileIdentifier(config, deps.trustedIps ?? NO_PROXIES)
     const counters = counterStore(config, deps)
@@ -59,6 +64,25 @@ export default definePlugin({
     const errorMessage = config.error_message ?? 'API rate limit exceeded'
     const log = deps.logger
     const now = deps.now
+    const ids = new Map<string, string>()
+    // never the raw value in a key: a header can be an API key
+    function hashed (identity: string): string {
+      let h = ids.get(identity)
+      if (h === undefined) {
+        if (ids.size >= ID_CACHE_MAX) ids.clear()
+        h = hash('sha256', identity, 'base64url').slice(0, 22)
+        ids.set(identity, h)
+      }
+      return h
+    }
+    function windowAt (l: Limit, t: number): Window & { readonly prefix: string } {
+      let w = l.current
+      if (t < w.start || t >= w.end) {
+        const nw = windowOf(l.period, t)
+        w = l.current = { start: nw.start, end: nw.end, prefix: `rl:${scope}:${l.period}:${nw.start}:` }
+      }
+      return w
+    }
     let letThrough = 0
     let lastFaultLog = Number.NEGATIVE_INFINITY
     log.debug({ where: deps.where, counts_in: counters.describe, limits: limits.map(l => `${l.period}=${l.limit}`).join(' ') }, 'rate-limiting: ready')
@@ -76,14 +100,13 @@ export default definePlugin({
     return {
       access: async function rateLimitingAccess (ctx: RequestContext): Promise<void> {
         const t = now()
-        // never the raw value in a key: a header can be an API key
-        const id = hash('sha256', identify(ctx), 'base64url').slice(0, 22)
+        const id = hashed(identify(ctx))
         const windows: Window[] = new Array(limits.length)
         const entries = new Array<{ key: string, by: number, ttlMs: number }>(limits.length)
         for (let i = 0; i < limits.length; i++) {
-          const w = windowOf(limits[i].period, t)
+          const w = windowAt(limits[i], t)
           windows[i] = w
-          entries[i] = { key: `rl:${scope}:${limits[i].period}:${w.start}:${id}`, by: 1, ttlMs: w.end - t }
+          entries[i] = { key: w.prefix + id, by: 1, ttlMs: w.end - t }
         }
         let counts: number[]
         try {
