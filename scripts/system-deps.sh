@@ -6,6 +6,7 @@ set -euo pipefail
 declare -A pkgs=(
   [curl]=curl
   [openssl]=openssl
+  [redis-server]=redis-server
 )
 need=()
 for cmd in "${!pkgs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}"); done

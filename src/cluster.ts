@@ -10,12 +10,16 @@ import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
+import { IpcStore, StoreHost } from './store/ipc.js'
+import { MemoryStore } from './store/memory.js'
+import { storeBackend } from './store/schema.js'
+import { systemClock, type StoreStatus } from './store/types.js'
 
-type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' }
+type ToWorker = { type: 'start', text: string, ipcStore?: boolean } | { type: 'reload', id: number, text: string } | { type: 'shutdown' }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
-  | { type: 'status', ready: boolean, hash: string }
+  | { type: 'status', ready: boolean, hash: string, store?: StoreStatus }
   | { type: 'reloaded', id: number, ok: boolean, hash?: string, errors?: string }
 
 /** How long the primary waits for every worker to apply a reload before answering. */
@@ -27,7 +31,7 @@ const RESTART_MAX_MS = 10_000
 
 type ClusterReload = { ok: true } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
 
-interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number }
+interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number, store?: StoreStatus }
 
 export interface PrimaryOptions {
   /** The config text `cfg` was validated from: what workers start with. */
@@ -55,6 +59,8 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   const aggregator = new AggregatorRegistry()
   let reloadSeq = 0
   const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
+  // gateway.store memory: this process owns the state every worker shares (redis: each worker connects itself)
+  const storeHost = storeBackend(cfg.settings.store) === 'memory' ? new StoreHost(new MemoryStore({ now: systemClock })) : undefined
 
   const settle = (id: number): void => {
     const a = acks.get(id)
@@ -69,8 +75,10 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     w.on('message', (m: FromWorker) => {
       const e = workers.get(w.id)
       if (e === undefined || typeof m !== 'object' || m === null) return
-      if (m.type === 'hello') w.send({ type: 'start', text: liveText } satisfies ToWorker)
+      if (storeHost?.handle({ id: w.id, send: (x) => { w.send(x) } }, m) === true) return
+      if (m.type === 'hello') w.send({ type: 'start', text: liveText, ipcStore: storeHost !== undefined } satisfies ToWorker)
       if (m.type === 'ready' || m.type === 'status') { e.ready = m.ready; e.hash = m.hash }
+      if (m.type === 'status') e.store = m.store
       if (m.type === 'reloaded') {
         if (m.ok && m.hash !== undefined) e.hash = m.hash
         const a = acks.get(m.id)
@@ -85,6 +93,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   cluster.on('exit', (w, code, signal) => {
     const e = workers.get(w.id)
     workers.delete(w.id)
+    storeHost?.gone(w.id)
     for (const [id, a] of acks) { if (a.waiting.delete(w.id)) settle(id) }
     if (stopping) return
     const lived = e === undefined ? 0 : Date.now() - e.startedAt
@@ -171,6 +180,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
           uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
           version: VERSION,
           workers: ws.length,
+          store: storeHost?.owner.status() ?? ws.find(w => w.store?.connected === false)?.store ?? ws.find(w => w.store !== undefined)?.store ?? { backend: 'redis', connected: false, detail: 'no worker has reported yet' },
           worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
           reasons: reasons.length > 0 ? reasons : undefined,
         }
@@ -215,26 +225,30 @@ export async function runWorker (configFile: string): Promise<void> {
   process.on('SIGHUP', () => undefined)
   process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
   const queued: ToWorker[] = []
-  let onStart: ((text: string) => void) | undefined
+  let onStart: ((m: { text: string, ipcStore?: boolean }) => void) | undefined
+  // store replies and revocation pushes are handled at once, also while the gateway starts (it awaits them)
+  const ipc = new IpcStore((m) => { process.send?.(m) }, systemClock)
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
     if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
   }
   process.on('message', (m: ToWorker) => {
     if (typeof m !== 'object' || m === null) return
-    if (m.type === 'start') { onStart?.(m.text); return }
+    if (ipc.handleMessage(m)) return
+    if (m.type === 'start') { onStart?.(m); return }
     if (running.gw === undefined) queued.push(m)
     else handle(running.gw, m)
   })
-  const text = await new Promise<string>((res) => { onStart = res; send({ type: 'hello' }) })
+  const { text, ipcStore } = await new Promise<{ text: string, ipcStore?: boolean }>((res) => { onStart = res; send({ type: 'hello' }) })
   onStart = undefined
-  const g = await Gateway.start({ configFile, configText: text, admin: false })
+  if (ipcStore === true) await ipc.sync()
+  const g = await Gateway.start({ configFile, configText: text, admin: false, store: ipcStore === true ? ipc : undefined })
   running.gw = g
   // constructing one registers prom-client's worker-side listener that answers the primary's /metrics
   // requests; setRegistries alone does not, and the primary's /metrics would wait forever
   void new AggregatorRegistry()
   AggregatorRegistry.setRegistries([g.metrics.registry])
-  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
+  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash, store: s.store }) }
   send({ type: 'ready', hash: g.status().config_hash, ready: g.status().ready })
   const timer = setInterval(report, 1000)
   timer.unref()

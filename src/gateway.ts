@@ -18,7 +18,9 @@ import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
-import { systemClock, type Clock, type StateStore } from './store/types.js'
+import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
+import { createStore, storeStarted } from './store/create.js'
+import { StorePool } from './store/pool.js'
 
 export const VERSION = '0.1.0'
 
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   onReload?: (r: ReloadResult) => void
   /** The clock for every TTL, window and expiry (default the system clock); tests pass one they move. */
   now?: Clock
+  /** The shared-state store to use instead of the one gateway.store describes (a cluster worker's IpcStore). */
+  store?: StateStore
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -66,15 +70,22 @@ export class Gateway {
   private closed = false
   private plugins!: Awaited<ReturnType<typeof loadPlugins>>
   private extensions!: GatewayExtension[]
-  /** Shared state: outlives reloads; closed last. */
-  readonly store: StateStore
+  /** Shared state (gateway.store, chosen at start): outlives reloads; closed last. */
+  get store (): StateStore { return this.sharedStore }
+  private sharedStore: StateStore
+  /** deps.openStore's pooled connections. */
+  private readonly pool: StorePool
+  /** gateway.store as started: a reload cannot change it. */
+  private storeConfig = ''
   readonly now: Clock
 
   private constructor (private readonly opts: GatewayOptions) {
     this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
     this.now = opts.now ?? systemClock
-    this.store = new MemoryStore({ now: this.now })
+    // replaced at start by what gateway.store asks for; `check` keeps this one, which writes no file
+    this.sharedStore = new MemoryStore({ now: this.now, writeFiles: false })
+    this.pool = new StorePool({ now: this.now, logger: this.logger, observer: this.metrics })
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -93,7 +104,16 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now })
+    g.sharedStore = opts.store ?? createStore(cfg.settings.store, { now: g.now, logger: g.logger, observer: g.metrics, trustedCa: cfg.trustedCa })
+    g.storeConfig = JSON.stringify(cfg.settings.store)
+    await storeStarted(g.store)
+    try {
+      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool })
+    } catch (e) {
+      await g.store.close()
+      await g.pool.close()
+      throw e
+    }
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
     try {
@@ -169,9 +189,11 @@ export class Gateway {
     return a === undefined || this.admin === undefined ? undefined : `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.adminPort}`
   }
 
-  status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, reasons?: string[] } {
+  status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, store: StoreStatus, reasons?: string[] } {
     const reasons: string[] = []
     if (this.closed) reasons.push('stopping')
+    const store = this.store.status()
+    if (!store.connected) reasons.push(`store (${store.backend}) is not connected${store.detail !== undefined ? ': ' + store.detail : ''}`)
     for (const { plugin, instance } of this.runtime.instances) if (instance.ready !== undefined && !instance.ready()) reasons.push(`${plugin.def.name} at ${plugin.key} is not ready`)
     return {
       ready: reasons.length === 0,
@@ -179,6 +201,7 @@ export class Gateway {
       started_at: this.startedAt.toISOString(),
       uptime_s: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       version: VERSION,
+      store,
       reasons: reasons.length > 0 ? reasons : undefined,
     }
   }
@@ -205,7 +228,11 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now })
+      if (JSON.stringify(cfg.settings.store) !== this.storeConfig) {
+        cfg.source.report(['gateway', 'store'], 'CB_CFG_INVALID', 'gateway.store cannot change on a reload (the shared state would split): restart to apply it')
+        throw new ConfigError(cfg.file, [...cfg.source.diagnostics])
+      }
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -314,6 +341,7 @@ export class Gateway {
       await new Promise<void>(r => this.admin!.close(() => r()))
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
+    await this.pool.close()
     await this.store.close()
     this.logger.info('certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it

@@ -14,6 +14,7 @@ import type { PeerCertificate } from '../../src/server/peer.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
 import { IdpState } from './idp.js'
 import { IntrospectionClient } from './introspection.js'
+import { assertNotRevokedLocally } from '../../src/pipeline/local-issuer.js'
 
 const NAME = 'openid-connect'
 /** Verified tokens remembered per plugin instance. */
@@ -235,6 +236,8 @@ class OpenidConnect implements PluginInstance {
       }
     }
     if (!e.scopeOk) throw insufficientScope(this.scopeHint, `token scope "${e.credential.scope}" satisfies none of scopes_required`)
+    // per request, cached or not: the built-in AS's revocations hold at once (gateway.store's replica)
+    assertNotRevokedLocally(this.idp.localIssuer(), e.credential.claims)
     ctx.credential = e.credential
     const h = e.headers
     for (let i = 0; i < h.length; i += 2) ctx.setUpstreamHeader(h[i], h[i + 1])

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
 import type { Credential, RequestContext } from '../../src/pipeline/context.js'
-import { localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
+import { assertNotRevokedLocally, localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
 import type { HttpRequestOptions } from '../../src/http-client/types.js'
 import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
 import { bearerToken } from '../../src/auth/bearer.js'
@@ -255,6 +255,8 @@ export default definePlugin({
         if (!safeEqual(e.cnf, src.certificate.x5tS256)) throw invalidToken(`cnf."x5t#S256" does not match the client certificate (${src.source})`, 'CB_ERR_TOKEN_BINDING_MISMATCH')
       }
       if (e.missingScopes !== undefined) throw insufficientScope(required.join(' '), `the token lacks scope ${e.missingScopes}`)
+      // a cached answer of the built-in AS must not outlive a revocation (gateway.store's replica says at once)
+      assertNotRevokedLocally(deps.local.get<LocalIssuer>(localKey), e.credential.claims)
       ctx.credential = e.credential
       for (const [name, value] of e.headers) ctx.setUpstreamHeader(name, value)
       if (config.hide_credentials) ctx.removeUpstreamHeader(tokenHeader)

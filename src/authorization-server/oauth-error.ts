@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 export type OAuthErrorCode =
   | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client'
   | 'unsupported_grant_type' | 'invalid_scope' | 'invalid_target' | 'unsupported_token_type'
+  | 'temporarily_unavailable'
 
 /**
  * An OAuth error answer. `description` goes to the client (error_description); `detail` to the log only —

@@ -16,7 +16,8 @@ import { buildMetadata, type EndpointUrls } from './metadata.js'
 import { sendJson } from './oauth-error.js'
 import { RevocationStore } from './revocation-store.js'
 import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
-import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
+import { KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
+import { sharedKeys } from './store-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
 
 const SECTION = 'authorization_server'
@@ -47,7 +48,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'store' | 'now'>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -107,10 +108,13 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       const files = fileList(config.signing_keys, 'signing_keys')
       keys = await loadPemKeys(files.map(x => ({ file: deps.resolvePath(x.f), where: x.path })), config.signing_alg)
     } else {
-      const storeFile = config.key_store !== undefined ? deps.resolvePath(config.key_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.keyStoreFile) : undefined)
+      // with a shared store (redis) a state_dir file would give each node its own key: the store keeps them instead
+      const sharedBackend = deps.store.backend !== 'memory'
+      const storeFile = config.key_store !== undefined ? deps.resolvePath(config.key_store) : (stateDir !== undefined && !sharedBackend ? join(stateDir, DEFAULTS.keyStoreFile) : undefined)
+      if (storeFile !== undefined && sharedBackend) log.warn({ file: storeFile }, `key_store with gateway.store backend ${deps.store.backend}: every node must have a copy of this file, or tokens issued by one are refused by the others`)
       if (storeFile === undefined) {
-        log.warn('no key_store or state_dir: signing keys are ephemeral, every restart invalidates issued tokens')
-        keys = await ephemeralKeys(alg)
+        if (!sharedBackend) log.warn('no key_store or state_dir: signing keys are generated once and shared by every worker, but a restart invalidates issued tokens')
+        keys = await sharedKeys(deps.store, config.issuer, alg, deps.now)
       } else if (problems.every(p => p.path[0] !== 'state_dir')) {
         keys = await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
       }
@@ -122,9 +126,9 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
 
   let revocations: RevocationStore | undefined
   const revocationFile = config.revocation_store !== undefined ? deps.resolvePath(config.revocation_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.revocationFile) : undefined)
-  if (revocationFile === undefined) log.warn('no revocation_store or state_dir: revocations are lost on restart')
+  if (revocationFile === undefined && deps.store.backend === 'memory') log.warn('no revocation_store or state_dir: revocations are lost on restart')
   try {
-    revocations = await RevocationStore.open(revocationFile)
+    revocations = await RevocationStore.open(deps.store, deps.now, revocationFile)
   } catch (e) {
     problems.push({ path: [config.revocation_store !== undefined ? 'revocation_store' : 'state_dir'], code: 'CB_CFG_FILE', message: (e as Error).message })
   }
@@ -140,8 +144,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const metadataJson = JSON.stringify(metadata)
   const jwksJson = JSON.stringify(keys.jwks)
 
+  const revocationSet = revocations
   const localIssuer: LocalIssuer = Object.freeze({
     issuer: config.issuer,
+    isRevoked: (jti: string) => revocationSet.isRevoked(jti),
     metadata: () => metadata,
     jwks: () => structuredClone(keys.jwks),
     introspect: (token: string) => tokens.introspect(token),
@@ -168,7 +174,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     clients: clients.size,
     kids: keys.keys.map(k => k.kid),
     signing_kid: keys.signing.kid,
-    revocations: revocations.size,
+    store: deps.store.backend,
     paths: [...routes.keys()],
   }, 'authorization server ready')
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { storeSchema } from '../store/schema.js'
 
 /** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
 export const duration = (d: string) => z.number().int().min(0).describe(d)
@@ -117,6 +118,7 @@ export const gatewaySchema = z.strictObject({
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true).describe('One JSON line per request'),
   limits: limitsSchema.prefault({}),
+  store: storeSchema.prefault({}).describe('Shared state (revocations, generated signing keys, replay and rate-limit counters): memory (this node) or redis (every node)'),
 })
 
 export const rootSchema = z.strictObject({

@@ -19,6 +19,9 @@ export const ERRORS = {
   CB_ERR_TOKEN_INACTIVE: { status: 401, message: 'The access token is invalid' },
   CB_ERR_INSUFFICIENT_SCOPE: { status: 403, message: 'Insufficient scope' },
   CB_ERR_IDP_UNAVAILABLE: { status: 503, message: 'The authorization server is unavailable' },
+  CB_ERR_TOKEN_REVOKED: { status: 401, message: 'The access token is invalid' },
+  // shared state (gateway.store): a decision that needs it fails closed
+  CB_ERR_STORE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },
   // mTLS (Kong's mtls-auth messages, which users already match on)
   CB_ERR_CERT_MISSING: { status: 401, message: 'No required TLS certificate was sent' },
   CB_ERR_CERT_INVALID: { status: 401, message: 'TLS certificate failed verification' },

@@ -5,6 +5,7 @@ import type { TlsIdentity } from '../server/peer.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { RedisConnectionInput } from '../store/schema.js'
 
 export interface ExtensionDeps {
   readonly baseDir: string
@@ -17,6 +18,8 @@ export interface ExtensionDeps {
   readonly store: StateStore
   /** The clock, as PluginDeps.now. */
   readonly now: Clock
+  /** As PluginDeps.openStore. */
+  openStore(redis: RedisConnectionInput): StateStore
 }
 
 /** What an extension serves: requests handled before routing, and services for plugins (deps.local). */

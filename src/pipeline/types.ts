@@ -4,6 +4,7 @@ import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { CidrSet } from '../net/cidr.js'
+import type { RedisConnectionInput } from '../store/schema.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -68,6 +69,12 @@ export interface PluginDeps {
    * Absent (hand-built deps): no proxy is trusted.
    */
   readonly trustedIps?: CidrSet
+  /**
+   * A StateStore on a Redis of the plugin's own (its config embeds `redisConnectionSchema` from src/store/schema.ts),
+   * pooled by connection and kept across reloads; call its close() from the instance's close(). Trusts
+   * gateway.trusted_certificates for rediss://. `certbound validate` gets a memory store and connects nowhere.
+   */
+  openStore(redis: RedisConnectionInput): StateStore
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */
