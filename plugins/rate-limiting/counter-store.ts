@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
 import type { StateStore } from '../../src/store/types.js'
+import type { RedisConnectionInput } from '../../src/store/schema.js'
 import { redisSettings, type RateLimitingConfig, type RedisSettings } from './schema.js'
 
 /** Where an instance counts, and what it must release on close. */
@@ -13,23 +14,15 @@ export interface CounterStore {
 }
 
 /** The connection a plugin's own Redis is opened with (gateway.store.redis's keys: src/store/schema.ts). */
-export interface RedisConnection {
-  readonly url: string
-  readonly username?: string
-  readonly password?: string
-  readonly connect_timeout?: number
-  readonly command_timeout?: number
-}
-
-/** The store's factory for a plugin's own Redis, where this build has it (the shared-state issue). */
-type OpenStore = (redis: RedisConnection) => StateStore
+export type RedisConnection = RedisConnectionInput
 
 /**
  * The one place `policy` becomes a store (Kong: policies/init.lua).
  * - `local`: the gateway's store. With the default memory backend that is Kong's `local` (one node, shared by
  *   its workers). With `gateway.store.redis` the counts are kept in Redis and so are shared by every node: stricter
  *   than Kong's per-node count, never looser.
- * - `redis`: the plugin's own `redis.*` (Kong's keys) when a host is given, opened through `deps.openStore`; else
+ * - `redis`: the plugin's own `redis.*` (Kong's keys) when a host is given, opened through `deps.openStore` (pooled
+ *   by connection: instances with the same settings share one, across reloads); else
  *   the gateway's store when it is Redis. Neither: refused at load, never quietly counted per node.
  */
 export function counterStore (c: RateLimitingConfig, deps: PluginDeps): CounterStore {
@@ -37,11 +30,7 @@ export function counterStore (c: RateLimitingConfig, deps: PluginDeps): CounterS
   if ((c.policy ?? 'local') === 'local') return shared
   const own = redisSettings(c)
   if (own !== undefined) {
-    const open = (deps as PluginDeps & { openStore?: OpenStore }).openStore
-    if (typeof open !== 'function') {
-      throw new PluginConfigError(['redis', 'host'], 'policy redis with the plugin\'s own redis.* keys is not supported by this build yet: remove redis.* and configure gateway.store.redis (the gateway\'s shared Redis), which policy redis then uses', 'CB_CFG_INVALID')
-    }
-    const store = open(redisConnection(own))
+    const store = deps.openStore(redisConnection(own))
     return { store, describe: `redis ${own.host}:${own.port}/${own.database}`, close: () => store.close() }
   }
   if (deps.store.backend === 'redis') return shared

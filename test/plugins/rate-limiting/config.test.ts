@@ -3,7 +3,11 @@
  * keys certbound refuses rather than accept and ignore, and policy redis without a Redis.
  */
 import { describe, it, expect } from 'vitest'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startGateway } from '../../helpers/gateway.js'
+import { Gateway } from '../../../src/gateway.js'
 
 interface Diag { line: number, code: string, path: string, message: string }
 
@@ -69,12 +73,32 @@ describe('rate-limiting config (refused at load, positioned)', () => {
     expect(ds[0].message).toMatch(/policy redis needs a Redis: set redis.host .* or gateway.store.redis/)
   })
 
-  it('policy redis with the plugin\'s own redis.* (Kong 3.x) or redis_host (Kong 2.x): refused in this build', async () => {
-    for (const c of ['minute: 1\npolicy: redis\nredis:\n  host: 127.0.0.1\n  port: 6379', 'minute: 1\npolicy: redis\nredis_host: 127.0.0.1']) {
-      const ds = await diagnose(c)
-      expect(ds.map(d => d.path)).toEqual([`${P}.redis.host`])
-      expect(ds[0].message).toMatch(/own redis\.\* keys is not supported by this build yet.*gateway\.store\.redis/)
-    }
+  it('policy redis with the plugin\'s own Redis over TLS without verification (Kong\'s ssl_verify: false) is refused', async () => {
+    const ds = await diagnose('minute: 1\npolicy: redis\nredis:\n  host: 127.0.0.1\n  ssl: true')
+    expect(ds.map(d => d.path)).toEqual([`${P}.redis.ssl_verify`])
+    expect(ds[0].message).toMatch(/verifies every TLS connection/)
+  })
+
+  it('certbound validate: policy redis with gateway.store.redis passes without connecting to it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certbound-rl-validate-'))
+    try {
+      const file = join(dir, 'gateway.yml')
+      writeFileSync(file, `_format_version: "3.0"
+gateway:
+  store:
+    redis: { url: "redis://127.0.0.1:1" }
+services:
+  - name: echo
+    url: http://127.0.0.1:9
+    routes:
+      - name: r
+        paths: [/]
+        plugins:
+          - name: rate-limiting
+            config: { minute: 1, policy: redis }
+`)
+      await expect(Gateway.check(file, { env: {} })).resolves.toBeDefined()
+    } finally { rmSync(dir, { recursive: true, force: true }) }
   })
 
   it('Redis Sentinel, Cluster, a proxied connection and pool tuning are refused, not ignored', async () => {
