@@ -23,6 +23,19 @@ interface Limit {
 /** Identities whose hashes are kept (a pure function's results; emptied when full, so it cannot grow). */
 const ID_CACHE_MAX = 10_000
 
+/**
+ * Whose counters these are, as Kong's (its keys carry the plugin's route_id and service_id): a plugin on a route
+ * counts that route, one on a service every route of that service together, by their names, so nodes whose files
+ * differ elsewhere still share them. A top-level entry (global, or naming its route or service) is named by its
+ * place in the file. The result prefixes the identity (the two are hashed together into the key).
+ */
+function compileScope (where: string): (ctx: RequestContext) => string {
+  if (/^(services\[\d+\]\.)?routes\[\d+\]\.plugins\[\d+\]$/.test(where)) return function routeScope (ctx) { return 'route:' + ctx.route.name + '\n' }
+  if (/^services\[\d+\]\.plugins\[\d+\]$/.test(where)) return function serviceScope (ctx) { return 'service:' + ctx.route.service.name + '\n' }
+  const entry = 'entry:' + where + '\n'
+  return function entryScope () { return entry }
+}
+
 /** One log line per this many ms while the store is failing (with the count of requests let through meanwhile). */
 const FAULT_LOG_INTERVAL_MS = 10_000
 
@@ -55,9 +68,7 @@ export default definePlugin({
     const identify = compileIdentifier(config, deps.trustedIps ?? NO_PROXIES)
     const counters = counterStore(config, deps)
     const store = counters.store
-    // Counters belong to this plugin entry (Kong: its route/service/global attachment); the entry's place in the
-    // file names it, the same on every node that loads the same file.
-    const scope = hash('sha256', deps.where, 'base64url').slice(0, 12)
+    const scopeOf = compileScope(deps.where)
     const faultTolerant = config.fault_tolerant ?? true
     const hide = config.hide_client_headers ?? false
     const errorCode = config.error_code ?? 429
@@ -79,7 +90,7 @@ export default definePlugin({
       let w = l.current
       if (t < w.start || t >= w.end) {
         const nw = windowOf(l.period, t)
-        w = l.current = { start: nw.start, end: nw.end, prefix: `rl:${scope}:${l.period}:${nw.start}:` }
+        w = l.current = { start: nw.start, end: nw.end, prefix: `rl:${l.period}:${nw.start}:` }
       }
       return w
     }
@@ -100,7 +111,7 @@ export default definePlugin({
     return {
       access: async function rateLimitingAccess (ctx: RequestContext): Promise<void> {
         const t = now()
-        const id = hashed(identify(ctx))
+        const id = hashed(scopeOf(ctx) + identify(ctx))
         const windows: Window[] = new Array(limits.length)
         const entries = new Array<{ key: string, by: number, ttlMs: number }>(limits.length)
         for (let i = 0; i < limits.length; i++) {
