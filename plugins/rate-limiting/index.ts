@@ -2,11 +2,14 @@ import { hash } from 'node:crypto'
 import { definePlugin, type PluginInstance } from '../../src/pipeline/types.js'
 import type { RequestContext } from '../../src/pipeline/context.js'
 import { GatewayError } from '../../src/errors/index.js'
+import type { StateStore } from '../../src/store/types.js'
 import { CidrSet } from '../../src/net/cidr.js'
 import { PERIODS, schema, type Period, type RateLimitingConfig } from './schema.js'
 import { windowOf, secondsToReset, type Window } from './windows.js'
 import { compileIdentifier } from './identifier.js'
 import { counterStore } from './counter-store.js'
+import { IncrementBatcher } from './batch.js'
+import { MemoryStore } from '../../src/store/memory.js'
 
 interface Limit {
   readonly period: Period
@@ -67,7 +70,8 @@ export default definePlugin({
     }
     const identify = compileIdentifier(config, deps.trustedIps ?? NO_PROXIES)
     const counters = counterStore(config, deps)
-    const store = counters.store
+    // this process's own memory answers at once; a shared store (Redis, the primary over IPC) gets batches
+    const store: Pick<StateStore, 'increment'> = counters.store instanceof MemoryStore ? counters.store : new IncrementBatcher(counters.store)
     const scopeOf = compileScope(deps.where)
     const faultTolerant = config.fault_tolerant ?? true
     const hide = config.hide_client_headers ?? false

@@ -4,7 +4,7 @@
  * fault_tolerant true and false. The clock is a ManualClock shared by both nodes (no sleeps for windows).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { startGateway, type TestGateway } from '../../helpers/gateway.js'
 import { startUpstream, type Upstream } from '../../helpers/upstream.js'
 import { startRedis, type TestRedis } from '../../helpers/redis.js'
@@ -59,6 +59,13 @@ ${gatewayStore ? `      - name: via-gateway-store
         plugins:
           - name: rate-limiting
             config: { minute: 5, limit_by: ip, policy: redis, redis_host: 127.0.0.1, redis_port: ${redis.port}, redis_timeout: 300 }
+      - name: burst
+        paths: [/burst]
+        plugins:
+          - name: rate-limiting
+            config: { minute: 50, limit_by: ip, policy: redis, redis: { host: 127.0.0.1, port: ${redis.port}, timeout: 2000 } }
+          - name: request-termination
+            config: { status_code: 200, message: ok }
       - name: strict
         paths: [/strict]
         plugins:
@@ -126,6 +133,23 @@ describe('two nodes sharing a Redis: 3 + 3 requests against minute: 5 → the si
     expect(ttl).toBeGreaterThan(0)
     expect(ttl).toBeLessThanOrEqual(60_000)
   })
+})
+
+describe('a burst on two nodes at once (requests batched into shared Lua calls)', () => {
+  it('1000 concurrent requests, 500 per node, against minute: 50 → exactly 50 pass', async () => {
+    freshMinute()
+    const agents = [new Agent({ connections: 50 }), new Agent({ connections: 50 })]
+    try {
+      const t0 = Date.now()
+      const all = await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
+        const r = await request(`${(i % 2 === 0 ? a : c).url()}/burst`, { dispatcher: agents[i % 2] })
+        await r.body.dump()
+        return r.statusCode
+      }))
+      expect({ ok: all.filter(s => s === 200).length, refused: all.filter(s => s === 429).length }).toEqual({ ok: 50, refused: 950 })
+      expect(Date.now() - t0).toBeLessThan(30_000)
+    } finally { await Promise.all(agents.map(x => x.close())) }
+  }, 60_000)
 })
 
 describe('Redis down', () => {
