@@ -6,7 +6,7 @@
 #
 # usage: bash bench/ab.sh DIR_A DIR_B      each DIR a certbound checkout with dist/ built (e.g. a `git worktree` of the
 #                                          base commit with node_modules symlinked, and this checkout)
-# env:   AB_KIND=full|full-rl|intro|plain (default full; AB_KIND_A / AB_KIND_B give each side its own, e.g. the same
+# env:   AB_KIND=full|full-rl|full-rlr|intro|plain (default full; AB_KIND_A / AB_KIND_B give each side its own, e.g. the same
 #        build with and without rate-limiting: AB_KIND_A=full AB_KIND_B=full-rl bash bench/ab.sh . .)  AB_MODE=ka|hs (hs: a new TLS handshake per request; AB_CONNS then
 #        defaults to 8)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
 #        AB_NODE_OPTS_A / AB_NODE_OPTS_B: extra node options per side (e.g. "--max-semi-space-size=16")
