@@ -24,7 +24,8 @@ export function compileIdentifier (c: RateLimitingConfig, trusted: CidrSet): Ide
     case 'credential':
       return function byCredential (ctx) { return credentialOf(ctx) ?? ip(ctx) }
     case 'service':
-      return function byService (ctx) { return 'service:' + ctx.route.service.name }
+      // an internal route (the authorization server's endpoints) has no service: the address, as Kong
+      return function byService (ctx) { const s = serviceOf(ctx); return s === undefined ? ip(ctx) : 'service:' + s }
     case 'header': {
       const name = c.header_name!.toLowerCase()
       return function byHeader (ctx) {
@@ -54,6 +55,11 @@ function credentialOf (ctx: RequestContext): string | undefined {
   const tls = ctx.tls
   if (tls !== null && tls.verified && tls.certificate !== null) return 'cert:' + tls.certificate.x5tS256
   return undefined
+}
+
+/** The route's service name; undefined for a route answered by the gateway itself. */
+export function serviceOf (ctx: RequestContext): string | undefined {
+  return (ctx.route.service as { readonly name: string } | undefined)?.name
 }
 
 /** One header's value; repeated headers are joined by node (", "), so a client cannot pick which one counts. */

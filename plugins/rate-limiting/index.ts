@@ -6,7 +6,7 @@ import type { StateStore } from '../../src/store/types.js'
 import { CidrSet } from '../../src/net/cidr.js'
 import { PERIODS, schema, type Period, type RateLimitingConfig } from './schema.js'
 import { windowOf, secondsToReset, type Window } from './windows.js'
-import { compileIdentifier } from './identifier.js'
+import { compileIdentifier, serviceOf } from './identifier.js'
 import { counterStore } from './counter-store.js'
 import { IncrementBatcher } from './batch.js'
 import { MemoryStore } from '../../src/store/memory.js'
@@ -34,7 +34,7 @@ const ID_CACHE_MAX = 10_000
  */
 function compileScope (where: string): (ctx: RequestContext) => string {
   if (/^(services\[\d+\]\.)?routes\[\d+\]\.plugins\[\d+\]$/.test(where)) return function routeScope (ctx) { return 'route:' + ctx.route.name + '\n' }
-  if (/^services\[\d+\]\.plugins\[\d+\]$/.test(where)) return function serviceScope (ctx) { return 'service:' + ctx.route.service.name + '\n' }
+  if (/^services\[\d+\]\.plugins\[\d+\]$/.test(where)) return function serviceScope (ctx) { return 'service:' + (serviceOf(ctx) ?? '') + '\n' }
   const entry = 'entry:' + where + '\n'
   return function entryScope () { return entry }
 }
