@@ -25,6 +25,8 @@ interface Limit {
 
 /** Identities whose hashes are kept (a pure function's results; emptied when full, so it cannot grow). */
 const ID_CACHE_MAX = 10_000
+/** Longest identity kept there (scope + a client id, an address or a short header value), so it stays under ~3 MB. */
+const ID_CACHE_MAX_LENGTH = 256
 
 /**
  * Whose counters these are, as Kong's (its keys carry the plugin's route_id and service_id): a plugin on a route
@@ -82,6 +84,8 @@ export default definePlugin({
     const ids = new Map<string, string>()
     // never the raw value in a key: a header can be an API key
     function hashed (identity: string): string {
+      // a long identity (a client-chosen header value can be kilobytes) is hashed every time, never kept
+      if (identity.length > ID_CACHE_MAX_LENGTH) return hash('sha256', identity, 'base64url').slice(0, 22)
       let h = ids.get(identity)
       if (h === undefined) {
         if (ids.size >= ID_CACHE_MAX) ids.clear()
