@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto'
 import type { StateStore } from '../store/types.js'
-import { KeyConfigError, keysFromStored, storedKey, type KeySet, type SigningAlg, type StoreFile } from './signing-keys.js'
+import { createPrivateKey } from 'node:crypto'
+import { algForKey, KeyConfigError, keysFromStored, storedKey, type KeySet, type SigningAlg, type StoreFile } from './signing-keys.js'
 
 /**
  * Signing keys generated into the shared store (no signing_keys, no key_store file): created once by whichever
@@ -12,7 +13,7 @@ import { KeyConfigError, keysFromStored, storedKey, type KeySet, type SigningAlg
 /** No expiry in practice (a century), within every backend's TTL range. */
 const FOREVER_MS = 100 * 365 * 86_400_000
 
-export async function sharedKeys (store: StateStore, issuer: string, alg: SigningAlg, now: () => number): Promise<KeySet> {
+function sealing (store: StateStore, issuer: string) {
   const key = 'as:signing-keys:' + hash('sha256', issuer, 'base64url')
   const box = store.secretBox
   if (box === undefined && store.backend !== 'memory') {
@@ -20,15 +21,52 @@ export async function sharedKeys (store: StateStore, issuer: string, alg: Signin
   }
   const seal = (v: string): string => box === undefined ? v : box.seal(v, key)
   const open = (v: string): string | undefined => box === undefined ? v : box.open(v, key)
+  return { key, seal, open }
+}
+
+export async function sharedKeys (store: StateStore, issuer: string, alg: SigningAlg, now: () => number): Promise<KeySet> {
+  const { key, seal, open } = sealing(store, issuer)
   const fresh: StoreFile = { keys: [storedKey(alg, Math.floor(now() / 1000))] }
   let text: string | undefined
-  if (await store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS)) text = JSON.stringify(fresh)
+  let created: boolean
+  try { created = await store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS) } catch (e) { throw unreachable(e) }
+  if (created) text = JSON.stringify(fresh)
   else {
-    const v = await store.get(key)
+    let v: string | undefined
+    try { v = await store.get(key) } catch (e) { throw unreachable(e) }
     if (v === undefined) throw new Error('the shared signing keys vanished while being read; retry')
     text = open(v)
     if (text === undefined) throw new KeyConfigError([], 'the signing keys in the store do not open with gateway.store.secret: every node must have the same secret')
   }
   const parsed = JSON.parse(text) as StoreFile
   return await keysFromStored(parsed.keys, 'the shared store')
+}
+
+/** The keys cannot be had: the server cannot sign or verify, so it does not start (a worker is retried with backoff). */
+function unreachable (e: unknown): Error {
+  const detail = (e as { detail?: string }).detail ?? (e as Error).message
+  return new Error(`cannot read the signing keys from the shared store (gateway.store is unreachable: ${detail}); start again once it is back`)
+}
+
+/**
+ * Add a new signing key to the keys kept in the store for `issuer` (of `alg`, default the newest key's algorithm).
+ * Every worker and node picks it up on its next reload (SIGHUP, POST /config, a change of the file), as with the file
+ * key store: the new key signs from then on, the older ones stay published so their tokens keep verifying. Rotate
+ * from one place at a time (the key set is rewritten whole). Returns the new key's kid.
+ */
+export async function rotateSharedKey (store: StateStore, issuer: string, opts: { alg?: SigningAlg, now?: () => number } = {}): Promise<string> {
+  const { key, seal, open } = sealing(store, issuer)
+  const v = await store.get(key)
+  const text = v === undefined ? undefined : open(v)
+  if (v !== undefined && text === undefined) throw new Error('the signing keys in the store do not open with gateway.store.secret')
+  const current: StoreFile = text === undefined ? { keys: [] } : JSON.parse(text) as StoreFile
+  let newest: StoreFile['keys'][number] | undefined
+  for (const k of current.keys) if (newest === undefined || k.created_at > newest.created_at) newest = k
+  const alg = opts.alg ?? (newest === undefined ? undefined : algForKey(createPrivateKey({ key: newest.jwk, format: 'jwk' }))) ?? 'ES256'
+  // created_at has one-second resolution: strictly increasing, so "newest signs" is unambiguous
+  const added = storedKey(alg, Math.max(Math.floor((opts.now ?? Date.now)() / 1000), (newest?.created_at ?? 0) + 1))
+  const next: StoreFile = { keys: [...current.keys, added] }
+  await store.set(key, seal(JSON.stringify(next)))
+  const set = await keysFromStored(next.keys, 'the shared store')
+  return set.signing.kid
 }

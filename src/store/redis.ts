@@ -284,8 +284,9 @@ export class RedisStore implements StateStore {
       this.pingOk = true
       if (this.synced && this.subReady) this.confirmedAt = Math.max(this.confirmedAt, startedAt)
       else if (this.subReady) void this.resync()
-    } catch {
+    } catch (e) {
       this.pingOk = false
+      if (this.client.isReady) this.noteError('health check', e instanceof GatewayError ? new Error(e.detail ?? e.message) : e as Error)
     }
   }
 

@@ -12,6 +12,8 @@ import { freePort } from './process.js'
 export interface TestRedis {
   readonly port: number
   readonly url: string
+  /** With `tls`: the TLS port (`rediss://localhost:<tlsPort>`); the plain port stays for the test's own commands. */
+  readonly tlsPort: number | undefined
   /** SIGSTOP: the socket stays open, nothing answers (a hung Redis). */
   pause(): void
   resume(): void
@@ -24,12 +26,14 @@ export interface TestRedis {
   stop(): Promise<void>
 }
 
-export async function startRedis (opts: { args?: string[] } = {}): Promise<TestRedis> {
+export async function startRedis (opts: { args?: string[], tls?: { cert: string, key: string, ca: string } } = {}): Promise<TestRedis> {
   const port = await freePort()
+  const tlsPort = opts.tls === undefined ? undefined : await freePort()
+  const tlsArgs = opts.tls === undefined ? [] : ['--tls-port', String(tlsPort), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', 'no']
   const dir = mkdtempSync(join(tmpdir(), 'cb-redis-'))
   let proc: ChildProcess | undefined
   const boot = async (): Promise<void> => {
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...tlsArgs, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] })
     proc = p
     let out = ''
     p.stdout!.on('data', (d: Buffer) => { out += d.toString() })
@@ -54,6 +58,7 @@ export async function startRedis (opts: { args?: string[] } = {}): Promise<TestR
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    tlsPort,
     pause: () => { proc?.kill('SIGSTOP') },
     resume: () => { proc?.kill('SIGCONT') },
     kill,
@@ -64,7 +69,8 @@ export async function startRedis (opts: { args?: string[] } = {}): Promise<TestR
 }
 
 function ping (port: number): Promise<boolean> {
-  return rawCommand(port, ['PING'], 500).then(r => r === 'PONG', () => false)
+  // any answer (PONG, or NOAUTH with requirepass) means the server is up
+  return rawCommand(port, ['PING'], 500).then(() => true, () => false)
 }
 
 /** RESP over a fresh socket; the reply rendered as text (arrays joined with newlines). */
@@ -84,15 +90,29 @@ function rawCommand (port: number, args: string[], timeoutMs = 2000): Promise<st
 }
 
 function parseReply (buf: string): string | undefined {
-  const lines = buf.split('\r\n')
   let i = 0
+  const line = (): string | undefined => {
+    const e = buf.indexOf('\r\n', i)
+    if (e < 0) return undefined
+    const l = buf.slice(i, e)
+    i = e + 2
+    return l
+  }
   const one = (): string | undefined => {
-    if (i >= lines.length - 1) return undefined
-    const l = lines[i++]
+    const l = line()
+    if (l === undefined) return undefined
     const t = l[0]; const rest = l.slice(1)
     if (t === '+' || t === ':') return rest
     if (t === '-') return 'ERR ' + rest
-    if (t === '$') { if (rest === '-1') return '(nil)'; if (i >= lines.length - 1) return undefined; return lines[i++] }
+    if (t === '$') {
+      if (rest === '-1') return '(nil)'
+      // ASCII replies only (what the tests read): length in bytes = length in chars
+      const n = Number(rest)
+      if (buf.length < i + n + 2) return undefined
+      const v = buf.slice(i, i + n)
+      i += n + 2
+      return v
+    }
     if (t === '*') {
       const n = Number(rest); const out: string[] = []
       for (let k = 0; k < n; k++) { const v = one(); if (v === undefined) return undefined; out.push(v) }
