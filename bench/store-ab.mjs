@@ -26,7 +26,7 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms))
 
 const dir = mkdtempSync(join(tmpdir(), 'cb-store-ab-'))
 const procs = []
-const cleanup = () => { for (const p of procs) { try { p.kill('SIGKILL') } catch {} } rmSync(dir, { recursive: true, force: true }) }
+const cleanup = () => { for (const p of procs) { try { p.kill('SIGKILL') } catch { /* already gone */ } } rmSync(dir, { recursive: true, force: true }) }
 process.on('exit', cleanup)
 process.on('SIGINT', () => process.exit(130))
 
@@ -80,7 +80,7 @@ async function startGateway (backend) {
   const p = spawn(c, a, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } })
   procs.push(p)
   for (let i = 0; i < 100; i++) {
-    try { const r = await fetch(`http://127.0.0.1:${admin}/status/ready`); if (r.status === 200) break } catch {}
+    try { const r = await fetch(`http://127.0.0.1:${admin}/status/ready`); if (r.status === 200) break } catch { /* not listening yet */ }
     await sleep(100)
   }
   const token = await new Promise((res, rej) => {

@@ -9,9 +9,13 @@ import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
 import { loadExtensions } from './extensions/registry.js'
 import { compileRuntime, type Runtime } from './runtime/compile.js'
-import { createLogger } from './observability/logger.js'
+import { createLogger, logDestination } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
+import type { StatsSnapshot } from './observability/dashboard/stats.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import { createRequestHandler } from './server/handler.js'
 import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
@@ -57,6 +61,8 @@ export interface ListenerAddress { readonly url: string, readonly host: string, 
 export class Gateway {
   readonly logger: Logger
   readonly metrics: GatewayMetrics
+  /** Reloads as the admin dashboard lists them. */
+  readonly reloads = new ReloadHistory()
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -87,6 +93,8 @@ export class Gateway {
     // replaced at start by what gateway.store asks for; `check` keeps this one, which writes no file
     this.sharedStore = new MemoryStore({ now: this.now, writeFiles: false })
     this.pool = new StorePool({ now: this.now, logger: this.logger, observer: this.metrics })
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) this.metrics.trackLogDrops(() => dest.dropped)
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -112,7 +120,7 @@ export class Gateway {
     g.storeConfig = JSON.stringify(cfg.settings.store)
     await storeStarted(g.store)
     try {
-      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool })
+      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool, revocationMetrics: g.metrics.revocation })
     } catch (e) {
       await g.store.close()
       await g.pool.close()
@@ -120,6 +128,8 @@ export class Gateway {
     }
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
+    const dest = logDestination(g.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = cfg.settings.access_log_buffer
     try {
       await g.listenAll()
     } catch (e) {
@@ -128,7 +138,7 @@ export class Gateway {
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
     if (opts.watchConfig === true) g.watchFiles(text)
-    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, lifecycle: true }, 'certbound started')
     return g
   }
 
@@ -170,6 +180,7 @@ export class Gateway {
         status: () => this.status(),
         reload: (yaml) => this.reload(yaml),
         allow: () => this.runtime.adminAllow,
+        dashboard: { summary: () => this.dashboardSummary(), settings: () => this.runtime.config.settings.admin_dashboard },
       })
       await new Promise<void>((res, rej) => {
         this.admin!.once('error', rej)
@@ -210,6 +221,27 @@ export class Gateway {
     }
   }
 
+  /** This process's dashboard data: what a cluster worker sends the primary. */
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus } {
+    let clients: ClientActivityRow[] | undefined
+    for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
+    return { stats: this.metrics.dashboard.snapshot(), clients, store: this.store.status() }
+  }
+
+  /** GET /api/summary (admin listener). */
+  async dashboardSummary (): Promise<DashboardSummary> {
+    const d = this.dashboardData()
+    return buildSummary({
+      now: Date.now(),
+      config: this.runtime.config,
+      status: this.status(),
+      stats: d.stats,
+      clients: d.clients,
+      reloads: this.reloads.summary(),
+      store: d.store,
+    })
+  }
+
   /**
    * Reload: validate fully and compile a new runtime; only then swap it in and close the old one after its
    * in-flight requests. An invalid config changes nothing. Reloads are serialised. `text` is the new config;
@@ -221,6 +253,7 @@ export class Gateway {
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
+      this.reloads.record(r)
       this.opts.onReload?.(r)
       return r
     } finally { this.reloading = undefined }
@@ -236,7 +269,7 @@ export class Gateway {
         cfg.source.report(['gateway', 'store'], 'CB_CFG_INVALID', 'gateway.store cannot change on a reload (the shared state would split): restart to apply it')
         throw new ConfigError(cfg.file, [...cfg.source.diagnostics])
       }
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool, revocationMetrics: this.metrics.revocation })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -264,7 +297,9 @@ export class Gateway {
     this.watcher?.setFiles(tlsFilesOf(next.config))
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
-    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = next.config.settings.access_log_buffer
+    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length, lifecycle: true }, 'config reloaded')
     void prev.close(prev.config.settings.limits.drain_timeout).catch(() => undefined)
     return { ok: true, hash: next.config.hash }
   }
@@ -347,7 +382,7 @@ export class Gateway {
     if (this.runtime !== undefined) await this.runtime.close(drain)
     await this.pool.close()
     await this.store.close()
-    this.logger.info('certbound stopped')
+    this.logger.info({ lifecycle: true }, 'certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })
   }

@@ -9,6 +9,7 @@ import { bearerToken } from '../../src/auth/bearer.js'
 import { cnfThumbprint } from '../../src/auth/binding.js'
 import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
 import { createCertSource, type CertSource } from '../../src/auth/cert-source.js'
+import { createHeaderRevocationCheck, type HeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
 import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
@@ -136,6 +137,8 @@ class OpenidConnect implements PluginInstance {
     private readonly logger: Logger,
     introspection: IntrospectionClient | undefined,
     private readonly certSource: CertSource | undefined,
+    /** certificate_header_revocation_check_mode: revocation of a certificate forwarded by a trusted proxy. */
+    private readonly headerRevocation?: HeaderRevocationCheck,
   ) {
     this.pop = c.proof_of_possession_mtls === 'strict' ? Pop.Strict : c.proof_of_possession_mtls === 'optional' ? Pop.Optional : Pop.Off
     this.requestClientCertificate = this.pop !== Pop.Off
@@ -170,7 +173,7 @@ class OpenidConnect implements PluginInstance {
 
   private remembered (ctx: RequestContext, e: Entry, token: string): void | Promise<void> {
     const now = Date.now()
-    if (now < e.cacheUntil) { this.accept(ctx, e); return }
+    if (now < e.cacheUntil) return this.accept(ctx, e)
     // the signature is known good and the token is past exp: no need to verify it again to refuse it
     if (now >= e.expMs) throw invalidToken('token expired')
     this.cache.delete(cacheKey(token))
@@ -216,17 +219,22 @@ class OpenidConnect implements PluginInstance {
       const clear = (): void => { this.pending.delete(token) }
       p.then(clear, clear)
     }
-    this.accept(ctx, await p)
+    await this.accept(ctx, await p)
   }
 
   /** Per request: binding to THIS connection's certificate (RFC 8705 §3), then the scope verdict. */
-  private accept (ctx: RequestContext, e: Entry): void {
+  private accept (ctx: RequestContext, e: Entry): void | Promise<void> {
     if (this.pop !== Pop.Off) {
       const cnf = e.cnf
       if (cnf !== undefined && cnf !== null) {
         const cert = this.clientCertificate(ctx)
         if (cert === null) throw invalidToken('certificate-bound token presented without a client certificate', 'CB_ERR_TOKEN_BINDING_MISMATCH')
         if (!thumbprintMatches(cnf, cert)) throw invalidToken('cnf."x5t#S256" does not match the client certificate of this TLS session', 'CB_ERR_TOKEN_BINDING_MISMATCH')
+        // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
+        const forwarded = this.headerRevocation !== undefined && ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null)
+        const refused = forwarded ? this.headerRevocation!(cert) : undefined
+        if (refused instanceof Promise) return refused.then((err) => { if (err !== undefined) throw err; this.grant(ctx, e) })
+        if (refused !== undefined) throw refused
       } else if (cnf === null) {
         throw invalidToken('malformed cnf."x5t#S256"', 'CB_ERR_TOKEN_BINDING_MISMATCH')
       } else if (e.cnfOther) {
@@ -235,6 +243,10 @@ class OpenidConnect implements PluginInstance {
         throw invalidToken('proof_of_possession_mtls is strict and the token is not certificate-bound (no cnf)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
       }
     }
+    this.grant(ctx, e)
+  }
+
+  private grant (ctx: RequestContext, e: Entry): void {
     if (!e.scopeOk) throw insufficientScope(this.scopeHint, `token scope "${e.credential.scope}" satisfies none of scopes_required`)
     // per request, cached or not: the built-in AS's revocations hold at once (gateway.store's replica)
     assertNotRevokedLocally(this.idp.localIssuer(), e.credential.claims)
@@ -438,6 +450,6 @@ export default definePlugin({
     const certSource = config.certificate_header === undefined
       ? undefined
       : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
-    return new OpenidConnect(config, idp, log, introspection, certSource)
+    return new OpenidConnect(config, idp, log, introspection, certSource, createHeaderRevocationCheck(config, config.certificate_header, deps))
   },
 })

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
+import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
 
 /** Kong's `auth_methods` names: all accepted by the schema, so a Kong config gets a precise message. */
 export const KONG_AUTH_METHODS = [
@@ -118,6 +119,7 @@ export const openidConnectSchema = z.strictObject({
       'base64_encoded (PEM body or DER), rfc9440 (Client-Cert: :b64:), xfcc (Envoy Cert="...")'),
   trusted_ips: z.array(z.string().min(1)).default([])
     .describe('(certbound) Direct peers (IPs or CIDRs) allowed to send certificate_header'),
+  ...headerRevocationKeys,
 }).superRefine(function checkOpenidConnect (c, ctx) {
   const pop = c.proof_of_possession_mtls !== 'off'
   c.auth_methods.forEach((m, i) => {

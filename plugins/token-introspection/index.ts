@@ -10,6 +10,7 @@ import { bearerToken } from '../../src/auth/bearer.js'
 import { cnfThumbprint, safeEqual } from '../../src/auth/binding.js'
 import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, sanitize } from '../../src/auth/credential.js'
 import { createCertSource } from '../../src/auth/cert-source.js'
+import { createHeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
 /** An introspection result, cached per token hash. */
@@ -133,6 +134,7 @@ export default definePlugin({
       format: config.certificate_header_format,
       trustedIps: config.trusted_ips,
     })
+    const headerRevocation = createHeaderRevocationCheck(config, config.certificate_header, deps)
     const tokenHeader = config.token_header.toLowerCase()
     const required = [...new Set([...(config.scope ?? []), ...(config.scopes ?? [])])]
     const strict = config.certificate_binding === 'strict'
@@ -242,7 +244,7 @@ export default definePlugin({
       return p
     }
 
-    function apply (ctx: RequestContext, e: Entry): void {
+    function apply (ctx: RequestContext, e: Entry): void | Promise<void> {
       if (!e.active) throw invalidToken(e.detail, 'CB_ERR_TOKEN_INACTIVE')
       if (e.cnf === null) throw invalidToken('cnf claim is malformed (RFC 8705 §3.1)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
       // A token bound to a key we cannot check (RFC 9449 DPoP's cnf.jkt) must not pass as if it were unbound
@@ -253,7 +255,15 @@ export default definePlugin({
         if (src.certificate === null) throw invalidToken(`the token is certificate-bound but there is no client certificate: ${src.reason}`, 'CB_ERR_TOKEN_BINDING_MISMATCH')
         // RFC 8705 §3.1: SHA-256 thumbprint of the DER, compared in constant time
         if (!safeEqual(e.cnf, src.certificate.x5tS256)) throw invalidToken(`cnf."x5t#S256" does not match the client certificate (${src.source})`, 'CB_ERR_TOKEN_BINDING_MISMATCH')
+        // a certificate forwarded by a trusted proxy: is it revoked? (certificate_header_revocation_check_mode)
+        const refused = src.source === 'header' ? headerRevocation?.(src.certificate) : undefined
+        if (refused instanceof Promise) return refused.then((err) => { if (err !== undefined) throw err; grant(ctx, e) })
+        if (refused !== undefined) throw refused
       }
+      grant(ctx, e)
+    }
+
+    function grant (ctx: RequestContext, e: Extract<Entry, { active: true }>): void {
       if (e.missingScopes !== undefined) throw insufficientScope(required.join(' '), `the token lacks scope ${e.missingScopes}`)
       // a cached answer of the built-in AS must not outlive a revocation (gateway.store's replica says at once)
       assertNotRevokedLocally(deps.local.get<LocalIssuer>(localKey), e.credential.claims)

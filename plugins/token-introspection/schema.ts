@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
+import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
 
 /** RFC 9110 §5.1 field-name token. */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -48,6 +49,7 @@ export const schema = z.strictObject({
     .describe('url_encoded (URL-encoded PEM, nginx $ssl_client_escaped_cert), base64_encoded (base64 of PEM or DER), rfc9440 (":<base64 DER>:"), xfcc (Envoy x-forwarded-client-cert)'),
   trusted_ips: z.array(z.string().min(1)).default([])
     .describe('Addresses or CIDRs of TLS terminators allowed to send certificate_header (IPv4 and IPv6)'),
+  ...headerRevocationKeys,
   custom_claims_forward: z.array(headerName).default([])
     .describe('Claims sent upstream as X-Credential-<Claim> headers (strings as-is, other values as JSON)'),
 })

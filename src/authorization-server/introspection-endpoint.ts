@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
+import type { ClientActivity } from './client-activity.js'
 import type { FormHandler, RequestInfo } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
 import { OAuthError, sendJson } from './oauth-error.js'
@@ -41,6 +42,8 @@ export function introspectionEndpoint (o: IntrospectionOptions): FormHandler {
 
 export interface RevocationOptions extends IntrospectionOptions {
   readonly revocations: RevocationStore
+  /** Counts revocations per client (the token's) for the admin dashboard. */
+  readonly activity?: ClientActivity
 }
 
 /**
@@ -68,6 +71,7 @@ export function revocationEndpoint (o: RevocationOptions): FormHandler {
         if (e instanceof GatewayError && e.code === 'CB_ERR_STORE_UNAVAILABLE') throw storeDown(e)
         throw e
       }
+      o.activity?.revoked(claims.client_id)
       info.log.info({ client_id: client.id, outcome: 'revoked', token_client_id: claims.client_id, jti: claims.jti }, 'authorization server: token revoked')
     }
     res.writeHead(200, { 'cache-control': 'no-store', pragma: 'no-cache', 'content-length': 0 })

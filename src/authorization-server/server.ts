@@ -9,6 +9,8 @@ import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { ClientActivity } from './client-activity.js'
+import { SecretCheckLimiter } from './secret-check-limiter.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -19,6 +21,8 @@ import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
 import { KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
 import { sharedKeys } from './store-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
+import { clientRevocationCheck } from './client-revocation.js'
+import { createHttpClient } from '../http-client/index.js'
 
 const SECTION = 'authorization_server'
 
@@ -48,7 +52,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'store' | 'now'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'store' | 'now'> & Partial<Pick<ExtensionDeps, 'http' | 'stash' | 'revocationMetrics'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -81,7 +85,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const store = createTrustStore(anchors)
   const verify: ChainVerifier = function verifyClientChain (cert) {
     const r = verifyChain(cert.x509, cert.chain, store, { allowPartialChain: config.allow_partial_chain, purpose: 'client_auth' })
-    return r.ok ? { ok: true } : { ok: false, reason: `${r.reason}: ${r.detail}` }
+    return r.ok ? { ok: true, chain: r.chain } : { ok: false, reason: `${r.reason}: ${r.detail}` }
   }
 
   const defaultAudience = config.audience ?? config.issuer
@@ -138,7 +142,23 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   }
 
   const tokens = new AccessTokens(config.issuer, keys, revocations)
-  const auth = new ClientAuthenticator(clients, verify)
+  // without the core's client (the AS alone, in tests) a private one, closed with the server
+  const ownHttp = config.revocation_check_mode !== 'SKIP' && deps.http === undefined ? createHttpClient() : undefined
+  const revocation = clientRevocationCheck({
+    mode: config.revocation_check_mode,
+    httpTimeoutMs: config.revocation_http_timeout,
+    cacheTtlMs: config.revocation_cache_ttl,
+    http: deps.http ?? ownHttp!,
+    now: deps.now,
+    stash: deps.stash,
+    store: deps.store,
+    metrics: deps.revocationMetrics,
+    logger: log,
+  })
+  const secretChecks = config.client_secret_checks
+  const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
+    concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
+  }, deps.now), revocation)
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const metadata = buildMetadata(config.issuer, urls, allScopes)
   const metadataJson = JSON.stringify(metadata)
@@ -154,9 +174,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   })
 
   const max = config.max_body_size
-  const token = tokenEndpoint({ auth, tokens, defaultAudience })
+  const activity = ClientActivity.shared(deps.stash, clients.keys())
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, activity })
   const introspect = introspectionEndpoint({ auth, tokens })
-  const revoke = revocationEndpoint({ auth, tokens, revocations })
+  const revoke = revocationEndpoint({ auth, tokens, revocations, activity })
   const formRoutes = new Map<string, Route>([
     [paths.token, (req, res, info) => serveForm(req, res, info, 'token', max, token)],
     [paths.introspection, (req, res, info) => serveForm(req, res, info, 'introspection', max, introspect)],
@@ -199,6 +220,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       const done = route(req, res, info)
       return done === undefined ? true : done.then(() => true)
     },
-    close: async function closeAuthorizationServer () { await revocationStore.close() },
+    dashboardClients: () => activity.rows(clients.values()),
+    close: async function closeAuthorizationServer () {
+      await revocationStore.close()
+      await ownHttp?.close()
+    },
   }
 }

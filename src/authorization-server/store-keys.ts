@@ -28,12 +28,10 @@ export async function sharedKeys (store: StateStore, issuer: string, alg: Signin
   const { key, seal, open } = sealing(store, issuer)
   const fresh: StoreFile = { keys: [storedKey(alg, Math.floor(now() / 1000))] }
   let text: string | undefined
-  let created: boolean
-  try { created = await store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS) } catch (e) { throw unreachable(e) }
+  const created = await withRetry(() => store.setIfAbsent(key, seal(JSON.stringify(fresh)), FOREVER_MS))
   if (created) text = JSON.stringify(fresh)
   else {
-    let v: string | undefined
-    try { v = await store.get(key) } catch (e) { throw unreachable(e) }
+    const v = await withRetry(() => store.get(key))
     if (v === undefined) throw new Error('the shared signing keys vanished while being read; retry')
     text = open(v)
     if (text === undefined) throw new KeyConfigError([], 'the signing keys in the store do not open with gateway.store.secret: every node must have the same secret')
@@ -42,10 +40,23 @@ export async function sharedKeys (store: StateStore, issuer: string, alg: Signin
   return await keysFromStored(parsed.keys, 'the shared store')
 }
 
+/** How long creating the server waits for an unreachable store (a node starting while Redis restarts). */
+const STORE_WAIT_MS = 10_000
+
+async function withRetry<T> (f: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + STORE_WAIT_MS
+  for (;;) {
+    try { return await f() } catch (e) {
+      if (Date.now() >= deadline) throw unreachable(e)
+      await new Promise(r => setTimeout(r, 250))
+    }
+  }
+}
+
 /** The keys cannot be had: the server cannot sign or verify, so it does not start (a worker is retried with backoff). */
 function unreachable (e: unknown): Error {
   const detail = (e as { detail?: string }).detail ?? (e as Error).message
-  return new Error(`cannot read the signing keys from the shared store (gateway.store is unreachable: ${detail}); start again once it is back`)
+  return new KeyConfigError([], `cannot read the signing keys from the shared store (gateway.store is unreachable: ${detail}); start again once it is back`, 'CB_CFG_SECTION')
 }
 
 /**

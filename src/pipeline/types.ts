@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { CidrSet } from '../net/cidr.js'
 import type { RedisConnectionInput } from '../store/schema.js'
@@ -75,6 +76,8 @@ export interface PluginDeps {
    * gateway.trusted_certificates for rediss://. `certbound validate` gets a memory store and connects nowhere.
    */
   openStore(redis: RedisConnectionInput): StateStore
+  /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

@@ -11,6 +11,7 @@ import { StripSet } from '../proxy/headers.js'
 import { UpstreamPools } from '../proxy/pools.js'
 import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import { StorePool } from '../store/pool.js'
 
@@ -44,6 +45,8 @@ export interface CompileOptions {
   now: Clock
   /** deps.openStore's connections (absent: a dry-run pool is made for this compile). */
   pool?: StorePool
+  /** PluginDeps.revocationMetrics. */
+  revocationMetrics?: RevocationMetrics
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -65,7 +68,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     const sec = cfg.sections[ext.section]
     if (sec === undefined) continue
     try {
-      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, openStore })
+      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, openStore })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -79,7 +82,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const trustedIps = new CidrSet(cfg.settings.trusted_ips)
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, openStore, trustedIps }
+    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, openStore, trustedIps }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })

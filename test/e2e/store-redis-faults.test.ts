@@ -6,15 +6,15 @@
  * than 200; after Redis is back the node is ready within seconds and re-seeds the revocations an empty Redis lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
-import { ensureDist, freePort, waitFor } from '../helpers/process.js'
+import { ensureDist, freePort, startCertbound, waitFor } from '../helpers/process.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { revocationId } from '../../src/authorization-server/revocation-store.js'
-import { adminGet, revokeAt, startNode, tokenAt, type Node } from '../helpers/store-nodes.js'
+import { adminGet, nodeConfig, revokeAt, startNode, tokenAt, type Node } from '../helpers/store-nodes.js'
 
 let pki: TestPki
 let dir: string
@@ -118,4 +118,18 @@ describe('gateway.store redis: Redis stopped and killed under load', () => {
     expect(metrics).toMatch(/certbound_store_errors_total\{backend="redis",op="[a-z_]+"\} [1-9]/)
     expect(metrics).toContain('certbound_store_command_duration_seconds_bucket')
   }, 180_000)
+
+  it('started while Redis is unreachable: the authorization server waits for its keys (bounded), then the start fails with the reason (no hang)', async () => {
+    const port = await freePort()
+    const dead = await freePort()
+    const file = join(dir, 'dead.yml')
+    writeFileSync(file, nodeConfig({ dir, pki, name: 'dead', issuerPort: port, port, adminPort: await freePort(), store: `    redis:\n      url: redis://127.0.0.1:${dead}\n      connect_timeout: 300\n    secret: "a-test-secret-of-at-least-32-characters!"` }))
+    const p = startCertbound(file, ['--no-watch'])
+    const t0 = Date.now()
+    const code = await Promise.race([p.exited, new Promise(r => setTimeout(() => r('hung'), 40_000))])
+    if (code === 'hung') await p.kill()
+    expect(code).toBe(1)
+    expect(Date.now() - t0).toBeLessThan(30_000)
+    expect(p.stderr).toMatch(/CB_CFG_SECTION\s+authorization_server\s+cannot read the signing keys from the shared store \(gateway\.store is unreachable/)
+  }, 60_000)
 })

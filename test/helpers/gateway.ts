@@ -4,7 +4,6 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/observability/logger.js'
 import { Gateway } from '../../src/gateway.js'
-import type { Clock } from '../../src/store/types.js'
 
 export interface LogLine { level: string, msg?: string, [k: string]: unknown }
 
@@ -30,7 +29,7 @@ export const SUITE_LOG_DIR = join(tmpdir(), 'certbound-suite-logs')
  * `files` are written next to gateway.yml first. Logs are captured as parsed JSON lines. `watch`: reload on file
  * changes, as `certbound start` does.
  */
-export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean, now?: Clock } = {}): Promise<TestGateway> {
+export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean, now?: () => number } = {}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'certbound-gw-'))
   const ownDir = opts.dir === undefined
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
