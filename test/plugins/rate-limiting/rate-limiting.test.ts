@@ -28,8 +28,8 @@ function rl (r: Res): Record<string, string> {
   return out
 }
 
-const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
-const clock = new ManualClock(T0)
+// the gateway's clock for everything (certificate validity included): start from now, whole minutes from there
+const clock = new ManualClock(Math.floor(Date.now() / 60_000) * 60_000)
 /** Move the clock to the start of a fresh minute (each test counts from zero). */
 function freshMinute (): number {
   const t = Math.floor(clock.now() / 60_000) * 60_000 + 60_000
