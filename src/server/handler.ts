@@ -169,7 +169,13 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
     const svc = route.service
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
-    const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
+    const set = ctx.responseHeaders
+    const onHead = route.response.length === 0 && set === undefined
+      ? undefined
+      : (head: UpstreamHead) => {
+          if (set !== undefined) for (const [k, v] of set) head.headers[k] = v
+          for (const h of route.response) h(ctx, head)
+        }
     return await forward({ service: svc, method: ctx.method, path: q === '' ? path : `${path}?${q}`, headers, req, res, requestId: ctx.id, pools: rt.pools, onHead, maxBodySize: rt.config.settings.limits.max_body_size })
   }
 
@@ -231,7 +237,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      sentBytes = sendError(res, failure, id)
+      sentBytes = sendError(res, failure, id, ctx?.responseHeaders)
     } finally {
       rt.inflight--
       const status = result?.status ?? (failure?.status ?? res.statusCode)
