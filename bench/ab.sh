@@ -6,7 +6,8 @@
 #
 # usage: bash bench/ab.sh DIR_A DIR_B      each DIR a certbound checkout with dist/ built (e.g. a `git worktree` of the
 #                                          base commit with node_modules symlinked, and this checkout)
-# env:   AB_KIND=full|intro|plain (default full)  AB_MODE=ka|hs|rs (hs: a new TLS handshake per request, rs: the same resuming the last session; AB_CONNS then
+# env:   AB_KIND=full|full-rl|full-rlr|intro|plain (default full; AB_KIND_A / AB_KIND_B give each side its own, e.g. the same
+#        build with and without rate-limiting: AB_KIND_A=full AB_KIND_B=full-rl bash bench/ab.sh . .)  AB_MODE=ka|hs|rs (hs: a new TLS handshake per request, rs: the same resuming the last session; AB_CONNS then
 #        defaults to 8)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
 #        AB_NODE_OPTS_A / AB_NODE_OPTS_B: extra node options per side (e.g. "--max-semi-space-size=16")
 # Prints each round and B's CPU per request relative to A's. Only 127.0.0.1; every load bounded; stops what it
@@ -17,6 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DIRS=("$(cd "$1" && pwd)" "$(cd "$2" && pwd)")
 for d in "${DIRS[@]}"; do [[ -f $d/dist/src/cli.js ]] || { echo "$d: no dist/ (npm run build there)" >&2; exit 2; }; done
 KIND=${AB_KIND:-full}
+KINDS=("${AB_KIND_A:-$KIND}" "${AB_KIND_B:-$KIND}")
 ROUNDS=${AB_ROUNDS:-5}
 SECS=${AB_SECONDS:-6}
 MODE=${AB_MODE:-ka}
@@ -27,7 +29,7 @@ source "$HERE/lib.sh"
 need_tools
 install_traps
 PORTS=(${AB_PORT_A:-8452} ${AB_PORT_B:-8453}) ADMINS=(${AB_ADMIN_A:-9112} ${AB_ADMIN_B:-9113}) # AB_PORT_A/_B, AB_ADMIN_A/_B: beside another run
-log "A/B ($KIND, mode $MODE, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
+log "A/B (${KINDS[0]} / ${KINDS[1]}, mode $MODE, ${ROUNDS}x${SECS}s, $CONNS connections per side, both on cpu$SUT_CPU): A=${DIRS[0]} B=${DIRS[1]} -> $OUTDIR"
 make_pki_tokens
 start_upstream
 args=(--cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt")
@@ -40,7 +42,7 @@ for side in 0 1; do
   # shellcheck disable=SC2206
   nodeopts=(${!opts_var:-})
   ROOT=${DIRS[$side]}
-  start_certbound "$label" "$KIND" "${PORTS[$side]}" "${ADMINS[$side]}" 0 "$SUT_CPU" "${nodeopts[@]}" || die "$GW_ERR"
+  start_certbound "$label" "${KINDS[$side]}" "${PORTS[$side]}" "${ADMINS[$side]}" 0 "$SUT_CPU" "${nodeopts[@]}" || die "$GW_ERR"
   SIDE_PIDS+=("$(gw_pids_csv)")
   STARTED+=("$GW_ROOT") # stopped by PID at exit (lib.sh tracks one gateway at a time)
   GW_ROOT='' GW_TREE=()

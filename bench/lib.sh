@@ -24,6 +24,7 @@ GW_START_S=${GW_START_S:-30}
 UP_PORT=${UP_PORT:-9000}
 ISS_PORT=${ISS_PORT:-9449}
 INTRO_PORT=${INTRO_PORT:-9450}
+RL_REDIS_PORT=${RL_REDIS_PORT:-9479} # redis-server for rate-limiting policy redis (kind full-rlr)
 # Every token is minted with this issuer; S2/S4 check it, S5's static discovery document states it.
 ISS=https://127.0.0.1:$ISS_PORT
 AUD=https://api.example.test # = mint-token.mjs' default aud, also checked by S2/S4
@@ -34,7 +35,7 @@ mkdir -p "$OUTDIR" "$RUN/nginx-tmp"
 NCPU=$(nproc)
 
 STARTED=() # PIDs this script started (upstream, issuer, proxies), stopped in reverse order
-GW_ROOT='' GW_TREE=() GW_ERR='' ISS_PID='' ISS_PIDS='' INTRO_PID='' UP_PID='' UP_PIDS=''
+GW_ROOT='' GW_TREE=() GW_ERR='' ISS_PID='' ISS_PIDS='' INTRO_PID='' UP_PID='' UP_PIDS='' RL_REDIS_PID=''
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -177,6 +178,16 @@ intro_stats() { curl -sS --max-time 3 --cacert "$PKI/ca.crt" "https://127.0.0.1:
 # Config kinds: full (openid-connect strict PoP + require-scopes + request-transformer), intro (token-introspection
 # strict binding, warm cache + require-scopes + request-transformer), plain (mTLS proxy, no plugin).
 # write_certbound_config KIND DIR PORT ADMIN_PORT WORKERS
+start_rl_redis() { # a redis-server on the rig core for rate-limiting policy redis: no persistence, loopback only
+  [[ -n $RL_REDIS_PID ]] && return 0
+  command -v redis-server >/dev/null || { GW_ERR="redis-server missing (bash scripts/system-deps.sh installs it)"; return 1; }
+  port_free "$RL_REDIS_PORT" || { GW_ERR="port $RL_REDIS_PORT on 127.0.0.1 is already in use"; return 1; }
+  taskset -c "$RIG_CPU" redis-server --port "$RL_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --protected-mode no >"$RUN/rl-redis.log" 2>&1 &
+  RL_REDIS_PID=$!; STARTED+=("$RL_REDIS_PID")
+  wait_port "$RL_REDIS_PORT" "$RL_REDIS_PID" || { GW_ERR="redis-server did not start (see $RUN/rl-redis.log)"; return 1; }
+  log "redis-server pid $RL_REDIS_PID on 127.0.0.1:$RL_REDIS_PORT, cpu$RIG_CPU (rate-limiting policy redis)"
+}
+
 write_certbound_config() {
   local kind=$1 dir=$2 port=$3 admin=$4 workers=${5:-0}
   rm -rf "$dir"; mkdir -p "$dir/certs"
@@ -213,7 +224,7 @@ YAML
         strip_path: false
 YAML
     case $kind in
-      full) cat <<YAML
+      full|full-rl|full-rlr) cat <<YAML
         plugins:
           - name: openid-connect
             config:
@@ -232,6 +243,15 @@ YAML
                   - "x-credential-sub:\$(credential.sub)"
                   - "x-credential-scope:\$(credential.scope)"
                   - "x-credential-client-id:\$(credential.client_id)"
+YAML
+        # issue 15: the same chain plus rate-limiting per verified client, a limit the load never reaches
+        [[ $kind == full-rl ]] && cat <<YAML
+          - name: rate-limiting
+            config: { minute: 1000000, limit_by: credential, policy: local }
+YAML
+        [[ $kind == full-rlr ]] && cat <<YAML
+          - name: rate-limiting
+            config: { minute: 1000000, limit_by: credential, policy: redis, redis: { host: 127.0.0.1, port: $RL_REDIS_PORT } }
 YAML
       ;;
       intro) cat <<YAML
@@ -327,7 +347,8 @@ start_certbound() {
   GW_ERR=''
   port_free "$port" || { GW_ERR="port $port on 127.0.0.1 is already in use"; return 1; }
   port_free "$admin" || { GW_ERR="admin port $admin on 127.0.0.1 is already in use"; return 1; }
-  if [[ $kind == full ]]; then start_issuer || return 1; fi
+  if [[ $kind == full || $kind == full-rl || $kind == full-rlr ]]; then start_issuer || return 1; fi
+  if [[ $kind == full-rlr ]]; then start_rl_redis || return 1; fi
   if [[ $kind == intro ]]; then start_introspector || return 1; fi
   write_certbound_config "$kind" "$dir" "$port" "$admin" "$workers"
   if [[ ${BENCH_VALIDATE:-1} == 1 ]]; then validate_certbound_config "$dir/gateway.yml" || return 1; fi

@@ -7,7 +7,7 @@
 #        BENCH_QUICK=1 bash bench/run.sh    (~2 minute smoke test: RUNS=1 DUR_KA=2 DUR_HS=1 WARMUP=0, no quiet-waits,
 #                                            no retries, no separate `certbound validate` before each start)
 #        RUNS=3 bash bench/run.sh           (the README's figures: medians of 3)
-# env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md)
+# env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md; also S5rl S5rr: S5 + rate-limiting local / redis)
 #        RUNS=1  DUR_KA=10  DUR_HS=5  CONNS_KA=64  CONNS_HS=16  WARMUP=2
 #        MODES="ka hs rs"  (ka keep-alive; hs a full TLS handshake per request; rs the same resuming the last ticket)
 #        SUT_CPU=0 (the proxy under test)  RIG_CPU=1 (load generator, upstream, issuer, IdP)
@@ -50,12 +50,12 @@ if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 source "$HERE/lib.sh"
 export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES WARMUP
 RESULTS=$OUTDIR/results.jsonl
-declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449)
-declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109)
+declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449 [S5rl]=8454 [S5rr]=8455)
+declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109 [S5rl]=9114 [S5rr]=9115)
 need_tools
 install_traps
 for s in $SCENARIOS; do
-  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c)" ;; esac
+  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6|S5rl|S5rr) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c S5rl S5rr)" ;; esac
 done
 for p in $UP_PORT $ISS_PORT $INTRO_PORT "${PORT[@]}" "${ADMIN[@]}"; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
 
@@ -147,7 +147,7 @@ load() { # load SCN MODE URL WATCH... ; appends JSON lines to $RESULTS
     # the preflight proves client1's certificate reaches the proxy. certbound has no /whoami: a 200 from /echo
     # with the token's sub injected means the token verified and its cnf matched client1's certificate (strict PoP)
     case $s in
-      S5|S5c|S6) tlsargs+=(--check-path /echo --check-contains x-credential-sub=client1-service-account) ;;
+      S5|S5c|S6|S5rl|S5rr) tlsargs+=(--check-path /echo --check-contains x-credential-sub=client1-service-account) ;;
       S5p) tlsargs+=(--check-path /echo --check-contains x-credential-sub=) ;;
       *) tlsargs+=(--check-path /whoami --check-contains CN=client1) ;;
     esac
@@ -219,9 +219,11 @@ for s in $SCENARIOS; do
       fi
       stop_proxy
       ;;
-    S5|S5c|S5p|S6)
+    S5|S5c|S5p|S6|S5rl|S5rr)
       workers=0 cpus=$SUT_CPU vmode=contract
       case $s in
+        S5rl) kind=full-rl desc="certbound full chain + rate-limiting (minute: 1000000 per credential, policy local), 1 process" ;;
+        S5rr) kind=full-rlr desc="certbound full chain + rate-limiting (minute: 1000000 per credential, policy redis on a local redis-server), 1 process" ;;
         S5) kind=full desc="certbound full chain (openid-connect strict PoP + require-scopes + request-transformer), 1 process" ;;
         S5c) kind=full workers=$S5C_WORKERS cpus="0-$((NCPU - 1))" desc="certbound full chain, gateway.workers: $S5C_WORKERS (unpinned)" ;;
         S5p) kind=plain vmode=plain desc="certbound as a plain mTLS proxy (no plugin): the cost of its own machinery" ;;
@@ -242,7 +244,7 @@ for s in $SCENARIOS; do
       log "$s verify-chain ($vmode): $(grep -E 'passed, [0-9]+ failed' "$RUN/verify-$s.txt" | tail -1 | sed 's/^verify-chain: //')"
       if ((ok)); then
         watch=(--watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS")
-        [[ $kind == full && -n $ISS_PIDS ]] && watch+=(--watch "issuer=$ISS_PIDS")
+        [[ $kind == full* && -n $ISS_PIDS ]] && watch+=(--watch "issuer=$ISS_PIDS")
         [[ $kind == intro && -n $INTRO_PID ]] && watch+=(--watch "idp=$INTRO_PID")
         [[ $kind == intro ]] && before=$(intro_stats)
         placement "$s" "$PROXY_PIDS" "$cpus"

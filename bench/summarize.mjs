@@ -28,6 +28,8 @@ const NAMES = {
   S5: 'S5 certbound full chain, 1 proc',
   S6: 'S6 certbound token-introspection (warm cache)',
   S5c: 'S5c certbound full chain, workers: 2 (unpinned)',
+  S5rl: 'S5rl certbound full chain + rate-limiting (local)',
+  S5rr: 'S5rr certbound full chain + rate-limiting (redis)',
 }
 const median = (xs) => {
   const v = xs.filter((x) => x != null && !Number.isNaN(x)).sort((a, b) => a - b)
@@ -129,6 +131,14 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
   if (i6 && one) {
     const cr = ratio(i6.sut_us_per_req, one.sut_us_per_req); const rr = ratio(i6.rps, one.rps)
     goal('warm-cache token-introspection within 10 % of local JWT validation (ka)', `CPU ${rx(cr)}, req/s ${rx(rr)}`, cr <= 1.1 && rr >= 0.9, `${fmt(i6.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
+  }
+  // issue 15: rate-limiting's price, against S5 in the same run
+  for (const [sc, max, what] of [['S5rl', 1.05, 'policy local'], ['S5rr', 1.2, 'policy redis']]) {
+    const r = get(sc, 'ka')
+    if (r && one) {
+      const cr = ratio(r.sut_us_per_req, one.sut_us_per_req)
+      goal(`rate-limiting ${what}: CPU per request ≤ ${max}× the chain alone (ka)`, rx(cr), cr <= max, `${fmt(r.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
+    }
   }
   for (const p of paired) {
     if (p.anchor === 'S2' && p.mode === 'hs') goal('new-handshake CPU per connection vs HAProxy (paired, hs)', rx(p.ratio), p.ratio <= 1 / 0.9, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req; ≤ 1.11× is the CPU side of "≥ 0.9× HAProxy's handshake rate"`)

@@ -25,6 +25,7 @@ import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
 import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
 import { createStore, storeStarted } from './store/create.js'
+import { storeBackend } from './store/schema.js'
 import { StorePool } from './store/pool.js'
 
 export const VERSION = '0.1.0'
@@ -106,6 +107,9 @@ export class Gateway {
     const g = new Gateway({ configFile, env: opts.env, logger: opts.logger ?? createLogger({ level: 'silent' }), configText: opts.configText })
     await g.init()
     const cfg = await g.load(g.texts(opts.configText))
+    // compiled against memory, but reporting the configured backend: a plugin that needs a Redis store (rate-limiting
+    // policy redis) decides here as it will at start
+    if (storeBackend(cfg.settings.store) !== 'memory') g.sharedStore = new MemoryStore({ now: g.now, writeFiles: false, standInFor: storeBackend(cfg.settings.store) })
     const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now, dryRun: opts.dryRun })
     await g.store.close()
     await rt.close(0)

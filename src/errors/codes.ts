@@ -30,6 +30,9 @@ export const ERRORS = {
   // upstream
   CB_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'An invalid response was received from the upstream server' },
   CB_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server is timing out' },
+  // rate-limiting (Kong's answers)
+  CB_ERR_RATE_LIMITED: { status: 429, message: 'API rate limit exceeded' },
+  CB_ERR_RATE_LIMIT_STORE: { status: 500, message: 'An unexpected error occurred' },
   CB_ERR_INTERNAL: { status: 500, message: 'An unexpected error occurred' },
   // consumers (Kong's acl)
   CB_ERR_ACL_FORBIDDEN: { status: 403, message: 'You cannot consume this service' },

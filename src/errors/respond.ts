@@ -10,9 +10,13 @@ export function jsonResponse (status: number, value: unknown, headers: Record<st
   return { status, headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...headers }, body }
 }
 
-/** A GatewayError as a response value: JSON `{"message": ...}` unless the error carries its own body. */
-export function errorResponse (err: GatewayError): TerminalResponse {
+/**
+ * A GatewayError as a response value: JSON `{"message": ...}` unless the error carries its own body. `extra`: headers
+ * plugins set for every answer (RequestContext.responseHeaders), under the error's own.
+ */
+export function errorResponse (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>): TerminalResponse {
   const headers: Record<string, string> = { 'content-type': err.contentType ?? JSON_TYPE, 'cache-control': 'no-store' }
+  if (extra !== undefined) for (const [k, v] of extra) headers[k] = v
   if (err.headers !== undefined) for (const k in err.headers) headers[k] = err.headers[k]
   return { status: err.status, headers, body: err.body ?? JSON.stringify({ message: err.message }) }
 }
@@ -53,8 +57,8 @@ function unreadBody (req: IncomingMessage): boolean {
 }
 
 /** Send a GatewayError as the response; returns the body's bytes (the access log's `bytes`), 0 when nothing was sent. */
-export function sendError (res: ServerResponse, err: GatewayError, requestId?: string): number {
-  return writeResponse(res, errorResponse(err), { requestId })
+export function sendError (res: ServerResponse, err: GatewayError, requestId?: string, extra?: ReadonlyArray<readonly [string, string]>): number {
+  return writeResponse(res, errorResponse(err, extra), { requestId })
 }
 
 /** A plain JSON answer from the gateway itself. */
@@ -66,8 +70,8 @@ export function sendJson (res: ServerResponse, status: number, value: unknown, h
  * A GatewayError as raw HTTP/1.1 bytes, for sockets that have no ServerResponse (the listener's own answers to
  * requests node's parser refused, CONNECT, refused upgrades). Always closes the connection.
  */
-export function rawErrorResponse (err: GatewayError, requestId?: string): string {
-  const r = errorResponse(err)
+export function rawErrorResponse (err: GatewayError, requestId?: string, extra?: ReadonlyArray<readonly [string, string]>): string {
+  const r = errorResponse(err, extra)
   if (requestId !== undefined) r.headers['x-request-id'] = requestId
   const body = typeof r.body === 'string' ? r.body : (r.body ?? '').toString('latin1')
   let head = `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? 'Error'}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`

@@ -67,6 +67,12 @@ export class RequestContext {
   readonly upstreamHeaders: Array<[name: string, value: string | null, append: boolean]> = []
   /** Outgoing query changes; null value = remove. */
   readonly upstreamQuery: Array<[name: string, value: string | null, append: boolean]> = []
+  /**
+   * Headers for the answer, whatever it turns out to be — the upstream's, or one the gateway writes (a later
+   * plugin's 401/403, a 502) — like Kong's `kong.response.set_header` in the access phase (rate-limiting's
+   * RateLimit-* headers). Names in lower case; undefined until a plugin adds one (the hot path allocates nothing).
+   */
+  responseHeaders: Array<[name: string, value: string]> | undefined = undefined
   private state: Map<StateKey<unknown>, unknown> | undefined = undefined
 
   constructor (init: {
@@ -96,6 +102,8 @@ export class RequestContext {
   setUpstreamQuery (name: string, value: string): void { this.upstreamQuery.push([name, value, false]) }
   appendUpstreamQuery (name: string, value: string): void { this.upstreamQuery.push([name, value, true]) }
   removeUpstreamQuery (name: string): void { this.upstreamQuery.push([name, null, false]) }
+  /** Set a header on the answer to the client (replacing the upstream's): see `responseHeaders`. */
+  setResponseHeader (name: string, value: string): void { (this.responseHeaders ??= []).push([name.toLowerCase(), value]) }
 
   get<T> (key: StateKey<T>): T | undefined { return this.state?.get(key) as T | undefined }
   set<T> (key: StateKey<T>, value: T): void {

@@ -6,6 +6,7 @@ import type { HttpClient } from '../http-client/types.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ConfigErrorCode } from '../errors/codes.js'
+import type { CidrSet } from '../net/cidr.js'
 import type { RedisConnectionInput } from '../store/schema.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
@@ -80,6 +81,11 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /**
+   * `gateway.trusted_ips`: proxies whose X-Forwarded-For is believed (see `clientAddress` in src/net/client-address.ts).
+   * Absent (hand-built deps): no proxy is trusted.
+   */
+  readonly trustedIps?: CidrSet
   /**
    * A StateStore on a Redis of the plugin's own (its config embeds `redisConnectionSchema` from src/store/schema.ts),
    * pooled by connection and kept across reloads; call its close() from the instance's close(). Trusts

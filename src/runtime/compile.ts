@@ -94,10 +94,11 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
 
   const consumers = createConsumerDirectory(cfg.consumers)
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
+  const trustedIps = new CidrSet(cfg.settings.trusted_ips)
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers, openStore }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers, openStore, trustedIps }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -159,7 +160,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     instances: all,
     extensions: extensions.map(e => e.instance),
     requestClientCertificate,
-    trustedIps: new CidrSet(cfg.settings.trusted_ips),
+    trustedIps,
     adminAllow: new CidrSet(cfg.settings.admin_allow),
     inflight,
     ready: () => all.every(i => i.instance.ready === undefined || i.instance.ready()),

@@ -162,6 +162,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const t0 = performance.now()
     const r = await terminal(ctx)
     const route = ctx.route
+    const set = ctx.responseHeaders
+    if (set !== undefined) for (const [k, v] of set) r.headers[k] = v
     if (route.response.length > 0) {
       const head: UpstreamHead = { status: r.status, headers: r.headers }
       for (const h of route.response) h(ctx, head)
@@ -197,7 +199,13 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       if (p !== undefined) await p
     }
     const svc = route.service
-    const onHead = route.response.length === 0 ? undefined : (head: UpstreamHead) => { for (const h of route.response) h(ctx, head) }
+    const set = ctx.responseHeaders
+    const onHead = route.response.length === 0 && set === undefined
+      ? undefined
+      : (head: UpstreamHead) => {
+          if (set !== undefined) for (const [k, v] of set) head.headers[k] = v
+          for (const h of route.response) h(ctx, head)
+        }
     if (ex.kind === 'upgrade') {
       if (svc === undefined) throw new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade to the internal route ${route.name}` })
       const up = upstreamRequest(ctx, match, svc, rt)
@@ -280,8 +288,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     } catch (e) {
       failure = errorFor(e)
       if (failure.code === 'CB_ERR_INTERNAL') deps.logger.error({ err: e, req_id: id }, 'internal error')
-      if (ex.kind === 'http') sentBytes = sendError(ex.res, failure, id)
-      else if (ex.socket.writable) { ex.socket.end(rawErrorResponse(failure, id)); sentBytes = Buffer.byteLength(errorResponse(failure).body ?? '') }
+      if (ex.kind === 'http') sentBytes = sendError(ex.res, failure, id, ctx?.responseHeaders)
+      else if (ex.socket.writable) { ex.socket.end(rawErrorResponse(failure, id, ctx?.responseHeaders)); sentBytes = Buffer.byteLength(errorResponse(failure, ctx?.responseHeaders).body ?? '') }
     } finally {
       rt.inflight.leave()
       metrics.inFlightNow--

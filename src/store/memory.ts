@@ -7,6 +7,11 @@ export interface MemoryStoreOptions {
   readonly maxKeys?: number
   /** false: persistRevocations reads the file but never writes it (`certbound validate`). Default true. */
   readonly writeFiles?: boolean
+  /**
+   * The backend this store stands in for (`certbound validate` compiles a config that names Redis without connecting
+   * to it): what `backend` reports, so plugins decide at validation as they will at start. Default `memory`.
+   */
+  readonly standInFor?: string
 }
 
 interface Entry { value: string, expires: number }
@@ -17,7 +22,7 @@ interface Entry { value: string, expires: number }
  * early; it is dropped only once its token has expired).
  */
 export class MemoryStore implements StateStore {
-  readonly backend = 'memory'
+  readonly backend: string
   private readonly now: Clock
   private readonly maxKeys: number
   private readonly entries = new Map<string, Entry>()
@@ -25,6 +30,7 @@ export class MemoryStore implements StateStore {
   private readonly channels = new Map<string, Set<(m: string) => void>>()
 
   constructor (opts: MemoryStoreOptions) {
+    this.backend = opts.standInFor ?? 'memory'
     this.now = opts.now
     this.maxKeys = opts.maxKeys ?? 100_000
     this.writeFiles = opts.writeFiles ?? true

@@ -177,7 +177,7 @@ upstreams:
       'kong.yml:9:18  CB_CFG_TYPE  services[0].routes[0].methods',
       '    must be a list, got "GET"',
       'kong.yml:11:19  CB_CFG_UNKNOWN_PLUGIN  services[0].routes[0].plugins[0].name',
-      '    unknown plugin "request-terminaton"; did you mean "request-termination"?; available: acl, mtls-auth, openid-connect, request-termination, request-transformer, require-scopes, tls-handshake-modifier, token-introspection',
+      '    unknown plugin "request-terminaton"; did you mean "request-termination"?; available: acl, mtls-auth, openid-connect, rate-limiting, request-termination, request-transformer, require-scopes, tls-handshake-modifier, token-introspection',
       'kong.yml:13:21  CB_CFG_INVALID  services[0].routes[0].plugins[1].config.scopes',
       '    give scopes (all required) or any_of (at least one), or both',
       'kong.yml:13:23  CB_CFG_UNKNOWN_FIELD  services[0].routes[0].plugins[1].config.scope',

@@ -7,7 +7,7 @@ import { loadPlugins } from '../../src/plugins-registry.js'
 import { loadConfigText } from '../../src/config/validate.js'
 
 describe('plugin priority order', () => {
-  it('is pinned: certificate, then token, consumer groups, scopes, header injection, termination', async () => {
+  it('is pinned: certificate, then token, consumer groups, rate limits, scopes, header injection, termination', async () => {
     const plugins = await loadPlugins()
     const order = [...plugins.values()].sort((a, b) => b.priority - a.priority).map(p => [p.name, p.priority])
     expect(order).toEqual([
@@ -16,6 +16,7 @@ describe('plugin priority order', () => {
       ['token-introspection', 910],
       ['openid-connect', 900],
       ['acl', 860],
+      ['rate-limiting', 850],
       ['require-scopes', 800],
       ['request-transformer', 700],
       ['request-termination', 2],
