@@ -23,6 +23,7 @@ import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
+import { createSecretBox } from './store/secret-box.js'
 import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
 import { createStore, storeStarted } from './store/create.js'
 import { storeBackend } from './store/schema.js'
@@ -109,7 +110,10 @@ export class Gateway {
     const cfg = await g.load(g.texts(opts.configText))
     // compiled against memory, but reporting the configured backend: a plugin that needs a Redis store (rate-limiting
     // policy redis) decides here as it will at start
-    if (storeBackend(cfg.settings.store) !== 'memory') g.sharedStore = new MemoryStore({ now: g.now, writeFiles: false, standInFor: storeBackend(cfg.settings.store) })
+    if (storeBackend(cfg.settings.store) !== 'memory') {
+      const secret = cfg.settings.store?.secret
+      g.sharedStore = new MemoryStore({ now: g.now, writeFiles: false, standInFor: storeBackend(cfg.settings.store), secretBox: secret === undefined ? undefined : createSecretBox(secret) })
+    }
     const rt = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, store: g.store, now: g.now, dryRun: opts.dryRun })
     await g.store.close()
     await rt.close(0)

@@ -1,4 +1,4 @@
-import type { Clock, StateStore, StoreStatus } from './types.js'
+import type { Clock, SecretBox, StateStore, StoreStatus } from './types.js'
 import { readRevocationFile, writeRevocationFile } from './revocation-file.js'
 
 export interface MemoryStoreOptions {
@@ -12,6 +12,8 @@ export interface MemoryStoreOptions {
    * to it): what `backend` reports, so plugins decide at validation as they will at start. Default `memory`.
    */
   readonly standInFor?: string
+  /** The stand-in's `secretBox` (gateway.store.secret), so a config that needs one validates as it will start. */
+  readonly secretBox?: SecretBox
 }
 
 interface Entry { value: string, expires: number }
@@ -23,6 +25,7 @@ interface Entry { value: string, expires: number }
  */
 export class MemoryStore implements StateStore {
   readonly backend: string
+  readonly secretBox: SecretBox | undefined
   private readonly now: Clock
   private readonly maxKeys: number
   private readonly entries = new Map<string, Entry>()
@@ -31,6 +34,7 @@ export class MemoryStore implements StateStore {
 
   constructor (opts: MemoryStoreOptions) {
     this.backend = opts.standInFor ?? 'memory'
+    this.secretBox = opts.secretBox
     this.now = opts.now
     this.maxKeys = opts.maxKeys ?? 100_000
     this.writeFiles = opts.writeFiles ?? true
