@@ -58,6 +58,31 @@ describe('authorization server endpoints as internal routes', () => {
   })
 })
 
+describe('rate limiting the token endpoint (the operator\'s first wish)', () => {
+  it('rate-limiting attached to authorization_server.token: 429 past the limit, Kong\'s headers on every answer', async () => {
+    const g = await startAuthorizationServer(pki, origin => ({ issuer: origin, ca_certificates: pki.ca.certFile, clients }), {
+      extra: `plugins:
+  - name: rate-limiting
+    route: authorization_server.token
+    config:
+      minute: 2
+      limit_by: ip
+      policy: local
+`,
+    })
+    try {
+      const answers = []
+      for (let i = 0; i < 3; i++) answers.push(await call(g.port, '/oauth2/token', { form: cc, cert: pki.client1 }))
+      expect(answers.map(a => a.status)).toEqual([200, 200, 429])
+      expect(answers[0].headers['x-ratelimit-limit-minute']).toBe('2')
+      expect(answers[1].headers['x-ratelimit-remaining-minute']).toBe('0')
+      expect(typeof answers[2].headers['retry-after']).toBe('string')
+      // the other endpoints are not counted
+      expect((await call(g.port, '/oauth2/jwks')).headers['x-ratelimit-limit-minute']).toBeUndefined()
+    } finally { await g.close() }
+  })
+})
+
 describe('upgrades', () => {
   it('a WebSocket upgrade to an endpoint is refused (400), logged under the route', async () => {
     const { request } = await import('node:https')
