@@ -1,5 +1,5 @@
 import type { Credential } from '../pipeline/context.js'
-import { cnfThumbprint } from './binding.js'
+import { parseCnf } from './cnf.js'
 
 /** Headers Callista's token-introspection sets upstream for a passing request. */
 export const CREDENTIAL_HEADERS = [
@@ -23,7 +23,7 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
     ? claims.scope
     : Array.isArray(claims.scp) ? claims.scp.filter((s): s is string => typeof s === 'string').join(' ') : ''
   const scopes = scope === '' ? [] : scope.split(' ').filter(s => s !== '')
-  const cnf = cnfThumbprint(claims)
+  const cnf = parseCnf(claims)
   return {
     token,
     claims,
@@ -32,7 +32,8 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
     scope: scopes.join(' '),
     scopes,
     tokenType: str(claims.token_type) ?? str(claims.typ),
-    cnfX5tS256: typeof cnf === 'string' ? cnf : undefined,
+    cnfX5tS256: cnf?.['x5t#S256'],
+    cnf: cnf ?? undefined,
     verifiedBy,
   }
 }
