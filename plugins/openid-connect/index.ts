@@ -274,7 +274,8 @@ class OpenidConnect implements PluginInstance {
   }
 
   private async verifyJwt (token: string): Promise<Entry> {
-    const options = this.options()
+    // exp/nbf against the gateway's clock (deps.now), like every other window
+    const options = { ...this.options(), currentDate: new Date(this.now()) }
     let result
     try {
       result = await jwtVerify(token, this.idp.getKey, options)

@@ -31,12 +31,14 @@ export class Challenger {
 
   /** The WWW-Authenticate value: one challenge per accepted scheme, the error on `used`. */
   header (params: ChallengeParams | undefined, used: Scheme | undefined): string {
+    const bearer = this.schemes.bearer || this.algs === undefined
+    const dpop = this.algs !== undefined
+    // the error goes on the scheme the client used; when that is unknown (two Authorization headers) or not
+    // accepted here (Bearer on a DPoP-only route), on every challenge the route offers
+    const onAll = used === undefined || (used === 'bearer' && !bearer) || (used === 'dpop' && !dpop)
     const parts: string[] = []
-    if (this.schemes.bearer || this.algs === undefined) parts.push('Bearer ' + this.params(used === 'bearer' || (used === undefined && this.algs === undefined) ? params : undefined))
-    if (this.algs !== undefined) {
-      const p = this.params(used === 'dpop' ? params : undefined)
-      parts.push(`DPoP ${p}, algs=${quote(this.algs)}`)
-    }
+    if (bearer) parts.push('Bearer ' + this.params(onAll || used === 'bearer' ? params : undefined))
+    if (dpop) parts.push(`DPoP ${this.params(onAll || used === 'dpop' ? params : undefined)}, algs=${quote(this.algs!)}`)
     return parts.join(', ')
   }
 

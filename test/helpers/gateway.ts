@@ -29,7 +29,7 @@ export const SUITE_LOG_DIR = join(tmpdir(), 'certbound-suite-logs')
  * `files` are written next to gateway.yml first. Logs are captured as parsed JSON lines. `watch`: reload on file
  * changes, as `certbound start` does.
  */
-export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway (yaml: string, opts: { dir?: string, env?: NodeJS.ProcessEnv, files?: Record<string, string>, logLevel?: string, watch?: boolean, now?: () => number } = {}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'certbound-gw-'))
   const ownDir = opts.dir === undefined
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
@@ -47,7 +47,7 @@ export async function startGateway (yaml: string, opts: { dir?: string, env?: No
     },
   })
   const logger = createLogger({ level: opts.logLevel ?? 'debug', destination: sink as never })
-  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env, watchConfig: opts.watch })
+  const gateway = await Gateway.start({ configFile: file, logger, env: opts.env ?? process.env, watchConfig: opts.watch, now: opts.now })
   const addrs = gateway.addresses()
   return {
     gateway,

@@ -25,6 +25,7 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const
 /** RFC 7638 §3.2: the required members, in lexicographic order, per key type. */
 const THUMBPRINT_MEMBERS: Readonly<Record<string, readonly string[]>> = { EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'], OKP: ['crv', 'kty', 'x'] }
 const KEY_CACHE_MAX = 10_000
+const MIN_RSA_BYTES = 256
 
 export interface DpopPolicy {
   /** Accepted proof algorithms (asymmetric only). */
@@ -171,6 +172,8 @@ export class DpopVerifier {
     const id = alg + ':' + jkt
     const hit = this.keys.get(id)
     if (hit !== undefined) return hit
+    // FAPI 2.0 Security Profile §5.4.1: RSA keys of at least 2048 bits (RFC 7518 §3.3 says the same for RS/PS)
+    if (jwk.kty === 'RSA' && Buffer.from(String(jwk.n), 'base64url').length < MIN_RSA_BYTES) throw invalidDpopProof('the proof\'s RSA key is shorter than 2048 bits')
     let key: CryptoKey
     try {
       const imported = await importJWK({ ...(jwk as JWK), ext: undefined, key_ops: undefined, use: undefined }, alg)

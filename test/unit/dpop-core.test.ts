@@ -1,0 +1,102 @@
+/**
+ * The credential core's pure parts: htu normalisation (RFC 3986 §6.2.2/§6.2.3), stateless nonces shared through the
+ * store (any node accepts any node's nonce), token extraction by scheme, cnf parsing, and the challenges built from
+ * a route's schemes.
+ */
+import { describe, it, expect } from 'vitest'
+import { normaliseHtu } from '../../src/auth/dpop/htu.js'
+import { NonceService } from '../../src/auth/dpop/nonce.js'
+import { extractToken } from '../../src/auth/token-extraction.js'
+import { parseCnf } from '../../src/auth/cnf.js'
+import { Challenger } from '../../src/auth/challenge.js'
+import { jwkThumbprint } from '../../src/auth/dpop/proof.js'
+import { formEncode } from '../../src/auth/form-encode.js'
+import { MemoryStore } from '../../src/store/memory.js'
+import { ManualClock } from '../helpers/clock.js'
+import { makeCtx } from '../plugins/openid-connect/harness.js'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
+
+describe('RFC 9449 §4.3 step 9: htu normalisation', () => {
+  it.each([
+    ['HTTPS://API.Example.COM/a', 'https://api.example.com/a'],
+    ['https://api.example.com:443/a', 'https://api.example.com/a'],
+    ['http://api.example.com:80/a', 'http://api.example.com/a'],
+    ['https://api.example.com:8443/a', 'https://api.example.com:8443/a'],
+    ['https://api.example.com', 'https://api.example.com/'],
+    ['https://api.example.com/a?q=1#f', 'https://api.example.com/a'],
+    ['https://api.example.com/%7euser/%2f', 'https://api.example.com/~user/%2F'],
+    ['https://api.example.com/a/./b/../c', 'https://api.example.com/a/c'],
+  ])('%s → %s', (input, want) => {
+    expect(normaliseHtu(input)).toBe(want)
+  })
+
+  it.each(['/relative', 'ftp://x/y', 'https://user:pw@api.example.com/', 'not a uri'])('%s is not an htu', (input) => {
+    expect(normaliseHtu(input)).toBeUndefined()
+  })
+})
+
+describe('RFC 9449 §9: stateless nonces, the key shared through the store', () => {
+  it('a nonce issued by one node is accepted by another sharing the store; its age follows the clock', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
+    const store = new MemoryStore({ now: clock.now })
+    const a = new NonceService(store, clock.now, 'rs')
+    const b = new NonceService(store, clock.now, 'rs')
+    const n = await a.issue()
+    expect(await b.age(n)).toBe(0)
+    clock.advance(42_000)
+    expect(await b.age(n)).toBe(42_000)
+    expect(await new NonceService(store, clock.now, 'as').age(n)).toBeUndefined() // another purpose
+    expect(await b.age(n.slice(0, -1) + (n.endsWith('A') ? 'B' : 'A'))).toBeUndefined()
+    expect(await new NonceService(new MemoryStore({ now: clock.now }), clock.now, 'rs').age(n)).toBeUndefined() // another key
+  })
+})
+
+describe('token extraction by scheme', () => {
+  const opts = { bearer: true, dpop: true }
+  it('Bearer and DPoP, case-insensitive', () => {
+    expect(extractToken(makeCtx({ headers: [['Authorization', 'bearer abc']] }), opts)).toEqual({ scheme: 'bearer', token: 'abc' })
+    expect(extractToken(makeCtx({ headers: [['Authorization', 'DPOP abc']] }), opts)).toEqual({ scheme: 'dpop', token: 'abc' })
+  })
+  it('DPoP is not a scheme on a Bearer-only route; Bearer is not one on a DPoP-strict route', () => {
+    expect(() => extractToken(makeCtx({ headers: [['Authorization', 'DPoP abc']] }), { bearer: true, dpop: false })).toThrow(expect.objectContaining({ code: 'CB_ERR_TOKEN_MISSING' }))
+    expect(() => extractToken(makeCtx({ headers: [['Authorization', 'Bearer abc']] }), { bearer: false, dpop: true })).toThrow(expect.objectContaining({ code: 'CB_ERR_TOKEN_BINDING_MISMATCH' }))
+  })
+  it('two Authorization headers, or both schemes in one → 400 invalid_request', () => {
+    expect(() => extractToken(makeCtx({ headers: [['Authorization', 'DPoP a'], ['Authorization', 'DPoP a']] }), opts)).toThrow(expect.objectContaining({ code: 'CB_ERR_TOKEN_MULTIPLE', status: 400 }))
+    expect(() => extractToken(makeCtx({ headers: [['Authorization', 'Bearer a, DPoP b']] }), opts)).toThrow(expect.objectContaining({ code: 'CB_ERR_TOKEN_MULTIPLE' }))
+  })
+})
+
+describe('cnf (RFC 7800) parsing', () => {
+  const t = 'A'.repeat(43)
+  it('x5t#S256 and jkt, unknown members kept by name, malformed → null', () => {
+    expect(parseCnf({})).toBeUndefined()
+    expect(parseCnf({ cnf: { 'x5t#S256': t } })).toEqual({ 'x5t#S256': t })
+    expect(parseCnf({ cnf: { jkt: t } })).toEqual({ jkt: t })
+    expect(parseCnf({ cnf: { jwk: {} } })).toEqual({ unsupported: ['jwk'] })
+    expect(parseCnf({ cnf: { jkt: 'short' } })).toBeNull()
+    expect(parseCnf({ cnf: 'x' })).toBeNull()
+  })
+})
+
+describe('challenges from the schemes a route accepts (RFC 6750 §3, RFC 9449 §7.1)', () => {
+  it('Bearer and DPoP with algs; the error on the scheme used', () => {
+    const c = new Challenger({ bearer: true, dpopAlgs: ['ES256', 'EdDSA'] })
+    expect(c.header({}, undefined)).toBe('Bearer realm="certbound", DPoP realm="certbound", algs="ES256 EdDSA"')
+    expect(c.header({ error: 'invalid_token' }, 'dpop')).toBe('Bearer realm="certbound", DPoP realm="certbound", error="invalid_token", algs="ES256 EdDSA"')
+    expect(c.header({ error: 'invalid_token' }, 'bearer')).toBe('Bearer realm="certbound", error="invalid_token", DPoP realm="certbound", algs="ES256 EdDSA"')
+  })
+})
+
+describe('RFC 7638 thumbprints and the one form encoder', () => {
+  it('jwkThumbprint equals jose\'s calculateJwkThumbprint', async () => {
+    for (const alg of ['ES256', 'RS256', 'EdDSA']) {
+      const { publicKey } = await generateKeyPair(alg, { extractable: true })
+      const jwk = await exportJWK(publicKey)
+      expect(jwkThumbprint(jwk as Record<string, unknown>)).toBe(await calculateJwkThumbprint(jwk))
+    }
+  })
+  it('formEncode is application/x-www-form-urlencoded (RFC 6749 Appendix B)', () => {
+    expect(formEncode('a b+c/d=é')).toBe('a+b%2Bc%2Fd%3D%C3%A9')
+  })
+})
