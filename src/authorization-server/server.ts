@@ -18,6 +18,7 @@ import { RevocationStore } from './revocation-store.js'
 import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
 import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
+import { createTokenEndpointDpop } from './dpop.js'
 
 const SECTION = 'authorization_server'
 
@@ -47,7 +48,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'store' | 'now'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -136,7 +137,8 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const tokens = new AccessTokens(config.issuer, keys, revocations)
   const auth = new ClientAuthenticator(clients, verify)
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
-  const metadata = buildMetadata(config.issuer, urls, allScopes)
+  const dpop = createTokenEndpointDpop(config, deps, urls.token)
+  const metadata = buildMetadata(config.issuer, urls, allScopes, dpop.algorithms)
   const metadataJson = JSON.stringify(metadata)
   const jwksJson = JSON.stringify(keys.jwks)
 
@@ -148,7 +150,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   })
 
   const max = config.max_body_size
-  const token = tokenEndpoint({ auth, tokens, defaultAudience })
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, dpop })
   const introspect = introspectionEndpoint({ auth, tokens })
   const revoke = revocationEndpoint({ auth, tokens, revocations })
   const formRoutes = new Map<string, Route>([

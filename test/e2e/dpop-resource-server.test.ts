@@ -16,7 +16,7 @@ import { ManualClock } from '../helpers/clock.js'
 
 const AUDIENCE = 'https://api.example.test'
 const CLIENT = { clientId: 'dpop-client', secret: 'dpop-s3cret' }
-const ALGS = 'algs="ES256 PS256 RS256 EdDSA"'
+const ALGS = 'algs="ES256 PS256 RS256 EdDSA Ed25519"'
 
 interface Holder { readonly privateKey: CryptoKey, readonly jwk: JWK, readonly jkt: string, readonly alg: string }
 
@@ -110,8 +110,8 @@ async function refused (r: Res, status: number, code: string, challenge?: RegExp
   expect(upstream.requests.length).toBe(reached)
 }
 
-const INVALID_PROOF = /^Bearer realm="certbound", DPoP realm="certbound", error="invalid_dpop_proof", error_description="The DPoP proof is invalid", algs="ES256 PS256 RS256 EdDSA"$/
-const INVALID_TOKEN_DPOP = /DPoP realm="certbound", error="invalid_token", error_description="The access token is invalid", algs="ES256 PS256 RS256 EdDSA"$/
+const INVALID_PROOF = /^Bearer realm="certbound", DPoP realm="certbound", error="invalid_dpop_proof", error_description="The DPoP proof is invalid", algs="ES256 PS256 RS256 EdDSA Ed25519"$/
+const INVALID_TOKEN_DPOP = /DPoP realm="certbound", error="invalid_token", error_description="The access token is invalid", algs="ES256 PS256 RS256 EdDSA Ed25519"$/
 
 beforeAll(async () => {
   pki = await createTestPki()
@@ -337,7 +337,7 @@ describe('RFC 9449 §4.3 checks (each refused before the upstream)', () => {
 describe('FAPI 2.0 Security Profile §5.3.1.2 / §5.4: DPoP negative cases', () => {
   it('a DPoP-bound token sent as Bearer is refused (no downgrade, RFC 9449 §7.2)', async () => {
     const r = await send('/dpop', ['authorization', `Bearer ${token}`, 'dpop', await proof('/dpop')])
-    await refused(r, 401, 'CB_ERR_TOKEN_BINDING_MISMATCH', /^Bearer realm="certbound", error="invalid_token", error_description="The access token is invalid", DPoP realm="certbound", algs="ES256 PS256 RS256 EdDSA"$/)
+    await refused(r, 401, 'CB_ERR_TOKEN_BINDING_MISMATCH', /^Bearer realm="certbound", error="invalid_token", error_description="The access token is invalid", DPoP realm="certbound", algs="ES256 PS256 RS256 EdDSA Ed25519"$/)
   })
 
   it('strict: a Bearer token is refused with a DPoP challenge only', async () => {
@@ -411,7 +411,7 @@ describe('RFC 9449 §11.1: clock skew at the window\'s edges (driven by the cloc
 describe('RFC 9449 §9: resource server nonces (dpop_use_nonce)', () => {
   it('no nonce → 401 use_dpop_nonce with DPoP-Nonce; the retry with it passes; an old nonce gets a new one', async () => {
     const first = await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce')])
-    await refused(first, 401, 'CB_ERR_DPOP_NONCE_REQUIRED', /^DPoP realm="certbound", error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 PS256 RS256 EdDSA"$/)
+    await refused(first, 401, 'CB_ERR_DPOP_NONCE_REQUIRED', /^DPoP realm="certbound", error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 PS256 RS256 EdDSA Ed25519"$/)
     const nonce = first.headers['dpop-nonce']
     expect(nonce).toMatch(/^[A-Za-z0-9_-]{32}$/)
     expect((await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce })])).status).toBe(200)

@@ -1,7 +1,7 @@
 import { createHash, hash } from 'node:crypto'
 import { compactVerify, decodeProtectedHeader, importJWK, type CryptoKey, type JWK } from 'jose'
 import { LRUCache } from 'lru-cache'
-import { MULTIPLE, type RequestContext } from '../../pipeline/context.js'
+import { MULTIPLE, RequestContext } from '../../pipeline/context.js'
 import type { CidrSet } from '../../net/cidr.js'
 import type { Clock, StateStore } from '../../store/types.js'
 import { invalidToken } from '../../errors/index.js'
@@ -10,8 +10,8 @@ import { safeEqual } from '../binding.js'
 import { normaliseHtu, requestHtu } from './htu.js'
 import type { NonceService } from './nonce.js'
 
-/** RFC 9449 §4.2 proof algorithms accepted by default (here and at the built-in AS): ES256, PS256/RS256, EdDSA. */
-export const DEFAULT_DPOP_ALGORITHMS = ['ES256', 'PS256', 'RS256', 'EdDSA'] as const
+/** RFC 9449 §4.2 proof algorithms accepted by default (here and at the built-in AS): ES256, PS256/RS256, EdDSA (Ed25519, also by its fully-specified name, RFC 9864). */
+export const DEFAULT_DPOP_ALGORITHMS = ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] as const
 /** Every asymmetric JWS algorithm a proof may use (RFC 9449 §4.2: never none, never a MAC). */
 export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA', 'Ed25519'] as const
 
@@ -48,6 +48,12 @@ export interface VerifiedProof {
   /** RFC 7638 SHA-256 thumbprint of the proof's key (what `cnf.jkt` must equal). */
   readonly jkt: string
   readonly jti: string
+}
+
+/** What a proof is checked against: the request's method and headers (a RequestContext, or the AS's view of a request). */
+export interface ProofRequest {
+  readonly method: string
+  singleHeader(name: string): string | undefined | typeof MULTIPLE
 }
 
 interface ImportedKey { readonly key: CryptoKey, readonly jkt: string }
@@ -88,7 +94,7 @@ export class DpopVerifier {
   }
 
   /** The single `DPoP` header (RFC 9449 §4.3 step 1); 400 for two, 401 invalid_dpop_proof for none. */
-  static proofOf (ctx: RequestContext): string {
+  static proofOf (ctx: ProofRequest): string {
     const v = ctx.singleHeader('dpop')
     if (v === MULTIPLE) throw multipleDpopProofs()
     if (v === undefined) throw invalidDpopProof('no DPoP header')
@@ -98,9 +104,9 @@ export class DpopVerifier {
   /**
    * Verify the request's proof. `token` (when given) must hash to `ath`; `jkt` (when given) must equal the proof
    * key's thumbprint (else 401 invalid_token: the token is not bound to this key). `htu` defaults to the request's
-   * external URI.
+   * external URI (a RequestContext's; other callers pass it).
    */
-  async verify (ctx: RequestContext, o: { readonly token?: string, readonly jkt?: string, readonly htu?: string }): Promise<VerifiedProof> {
+  async verify (ctx: ProofRequest, o: { readonly token?: string, readonly jkt?: string, readonly htu?: string }): Promise<VerifiedProof> {
     const proof = DpopVerifier.proofOf(ctx)
     const p = this.policy
     // step 2: one well-formed JWT
@@ -135,7 +141,7 @@ export class DpopVerifier {
     // step 8: htm
     if (htm !== ctx.method) throw invalidDpopProof(`htm "${String(htm)}" is not the request method ${ctx.method}`)
     // step 9: htu, both sides RFC 3986 §6.2.2/§6.2.3-normalised, query and fragment ignored
-    const want = o.htu ?? requestHtu(ctx, p.trustedProxies)
+    const want = o.htu !== undefined ? normaliseHtu(o.htu) : (ctx instanceof RequestContext ? requestHtu(ctx, p.trustedProxies) : undefined)
     const got = typeof htu === 'string' ? normaliseHtu(htu) : undefined
     if (got === undefined) throw invalidDpopProof('htu is missing or not an absolute http(s) URI')
     if (want === undefined || got !== want) throw invalidDpopProof(`htu ${got} is not this request's URI ${String(want)}`)
