@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { Gateway, VERSION } from './gateway.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
+import { DPOP_HELP, dpopCommand } from './dpop-cli.js'
 
 const HELP: Record<string, string> = {
   main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
@@ -14,6 +15,7 @@ commands:
   validate     check a config, start nothing   certbound validate -c gateway.yml
   certs        write a dev PKI (EC P-256)  certbound certs --out certs [--hosts localhost,127.0.0.1]
   hash-secret  print a client_secret_hash for the authorization server (reads the secret from stdin)
+  dpop         a DPoP key, or a DPoP proof for curl   certbound dpop --key k.pem --url URL [--token T]
 
 run "certbound <command> --help" for the options of a command`,
   start: `usage: certbound start -c FILE [--init-certs] [--no-watch]
@@ -37,6 +39,7 @@ signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in
   'hash-secret': `usage: echo -n "$SECRET" | certbound hash-secret
 
   prints a scrypt hash for authorization_server.clients[].client_secret_hash`,
+  dpop: DPOP_HELP,
 }
 
 function out (s: string): void { process.stdout.write(s + '\n') }
@@ -56,6 +59,7 @@ async function main (argv: string[]): Promise<number> {
     case 'validate': return await validate(rest)
     case 'certs': return await certs(rest)
     case 'hash-secret': return await hashSecretCmd()
+    case 'dpop': return await dpopCommand(rest, out, err)
     default: err(`unknown command "${cmd}"\n\n${HELP.main}`); return 1
   }
 }
