@@ -100,3 +100,23 @@ describe('RFC 7638 thumbprints and the one form encoder', () => {
     expect(formEncode('a b+c/d=é')).toBe('a+b%2Bc%2Fd%3D%C3%A9')
   })
 })
+
+describe('the shared store fails: the replay check fails closed (503, not the client\'s fault)', () => {
+  it('setIfAbsent rejects → 503; a working store accepts the same proof once', async () => {
+    const { DpopVerifier } = await import('../../src/auth/dpop/proof.js')
+    const { CidrSet } = await import('../../src/net/cidr.js')
+    const { SignJWT } = await import('jose')
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
+    const good = new MemoryStore({ now: clock.now })
+    const broken = Object.assign(Object.create(good) as MemoryStore, { setIfAbsent: () => Promise.reject(new Error('connection refused')) })
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
+    const proof = await new SignJWT({ jti: 'j1', htm: 'GET', htu: 'https://api.example.test/x', iat: Math.floor(clock.now() / 1000) })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(publicKey) }).sign(privateKey)
+    const ctx = () => makeCtx({ path: '/x', headers: [['Host', 'api.example.test'], ['DPoP', proof]] })
+    const policy = { algorithms: ['ES256'], proofLifetimeS: 300, futureSkewS: 5, nonces: undefined, trustedProxies: new CidrSet([]), now: clock.now }
+    await expect(new DpopVerifier({ ...policy, store: broken }).verify(ctx(), {})).rejects.toMatchObject({ status: 503 })
+    const ok = new DpopVerifier({ ...policy, store: good })
+    await expect(ok.verify(ctx(), {})).resolves.toMatchObject({ jti: 'j1' })
+    await expect(ok.verify(ctx(), {})).rejects.toMatchObject({ code: 'CB_ERR_DPOP_REPLAY' })
+  })
+})

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache'
 import { MULTIPLE, RequestContext } from '../../pipeline/context.js'
 import type { CidrSet } from '../../net/cidr.js'
 import type { Clock, StateStore } from '../../store/types.js'
-import { invalidToken } from '../../errors/index.js'
+import { GatewayError, invalidToken } from '../../errors/index.js'
 import { invalidDpopProof, multipleDpopProofs, useDpopNonce } from '../challenge.js'
 import { safeEqual } from '../binding.js'
 import { normaliseHtu, requestHtu } from './htu.js'
@@ -60,6 +60,15 @@ interface ImportedKey { readonly key: CryptoKey, readonly jkt: string }
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** A call that needs the shared store (the nonce key): a store failure fails closed with 503, never as the client's fault. */
+async function storeCall<T> (backend: string, what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f()
+  } catch (err) {
+    throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_INTERNAL', { status: 503, message: 'Service unavailable', detail: `DPoP ${what}: the ${backend} store failed: ${(err as Error).message}` })
+  }
 }
 
 /** RFC 7638 thumbprint over the required members; undefined when a member is missing or not a string. */
@@ -149,10 +158,12 @@ export class DpopVerifier {
     const lifetimeMs = p.proofLifetimeS * 1000
     // step 10: nonce (RFC 9449 §9), its age within the proof lifetime
     if (p.nonces !== undefined) {
-      if (typeof nonce !== 'string') throw useDpopNonce(await p.nonces.issue(), 'the proof has no nonce and dpop_use_nonce is on')
-      const age = await p.nonces.age(nonce)
-      if (age === undefined) throw useDpopNonce(await p.nonces.issue(), 'the proof\'s nonce was not issued by this gateway')
-      if (age > lifetimeMs) throw useDpopNonce(await p.nonces.issue(), `the proof's nonce is ${Math.round(age / 1000)} s old (dpop_proof_lifetime ${p.proofLifetimeS} s)`)
+      const nonces = p.nonces
+      const fresh = async (): Promise<string> => await storeCall(p.store.backend, 'nonce', () => nonces.issue())
+      if (typeof nonce !== 'string') throw useDpopNonce(await fresh(), 'the proof has no nonce and dpop_use_nonce is on')
+      const age = await storeCall(p.store.backend, 'nonce', () => nonces.age(nonce))
+      if (age === undefined) throw useDpopNonce(await fresh(), 'the proof\'s nonce was not issued by this gateway')
+      if (age > lifetimeMs) throw useDpopNonce(await fresh(), `the proof's nonce is ${Math.round(age / 1000)} s old (dpop_proof_lifetime ${p.proofLifetimeS} s)`)
     }
     // step 11: iat within the window (RFC 9449 §11.1)
     const iatMs = iat * 1000
@@ -168,7 +179,14 @@ export class DpopVerifier {
     // jti: never seen within the proof's window, in the shared store (a hash: never the raw jti as a key)
     const ttl = Math.max(1000, Math.ceil(iatMs + lifetimeMs + p.futureSkewS * 1000 - now))
     const replayKey = 'dpop:jti:' + createHash('sha256').update(key.jkt).update('\0').update(jti).digest('base64url')
-    if (!(await p.store.setIfAbsent(replayKey, '1', ttl))) throw invalidDpopProof('the proof\'s jti was seen before (replay)', 'CB_ERR_DPOP_REPLAY')
+    let fresh: boolean
+    try {
+      fresh = await p.store.setIfAbsent(replayKey, '1', ttl)
+    } catch (err) {
+      // without the shared store a replay cannot be ruled out: fail closed, and say it is ours, not the client's
+      throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_INTERNAL', { status: 503, message: 'Service unavailable', detail: `DPoP jti replay check: the ${p.store.backend} store failed: ${(err as Error).message}` })
+    }
+    if (!fresh) throw invalidDpopProof('the proof\'s jti was seen before (replay)', 'CB_ERR_DPOP_REPLAY')
     return { jkt: key.jkt, jti }
   }
 
