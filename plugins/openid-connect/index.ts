@@ -1,4 +1,4 @@
-import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
+import type { JWTPayload } from 'jose'
 import type { Logger } from 'pino'
 import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
 import type { Credential, RequestContext } from '../../src/pipeline/context.js'
@@ -10,6 +10,7 @@ import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
 import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
 import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
 import { IntrospectionClient } from '../../src/auth/introspection-client.js'
+import { isCompactJws, JwtValidator } from '../../src/auth/jwt-validator.js'
 import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
 import type { Challenger } from '../../src/auth/challenge.js'
 import type { DpopVerifier } from '../../src/auth/dpop/proof.js'
@@ -31,9 +32,6 @@ const BEARER_PREFIX = 'Bearer '
 /** Delay bounds of start()'s background retries while the IdP cannot be reached. */
 const RETRY_MIN_MS = 1_000
 const RETRY_MAX_MS = 30_000
-
-/** Keycloak's payload `typ` values for tokens that are not access tokens (its access tokens say "Bearer"). */
-const NON_ACCESS_TYP: ReadonlySet<string> = new Set(['id', 'refresh', 'offline', 'logout'])
 
 /**
  * What a verified token proves, computed once and reused for every request that presents the same token:
@@ -57,11 +55,6 @@ function cacheKey (token: string): string {
   return token.length <= KEY_CHARS ? token : token.slice(token.length - KEY_CHARS)
 }
 
-function normaliseTyp (t: string): string {
-  const l = t.toLowerCase()
-  return l.startsWith('application/') ? l.slice(12) : l
-}
-
 function firstOf (v: string | readonly string[] | undefined): string | undefined {
   return v === undefined ? undefined : (typeof v === 'string' ? v : v[0])
 }
@@ -78,22 +71,6 @@ function scopesAt (claims: Readonly<Record<string, unknown>>, path: readonly str
   return []
 }
 
-function isCompactJws (token: string): boolean {
-  const a = token.indexOf('.')
-  if (a <= 0) return false
-  const b = token.indexOf('.', a + 1)
-  return b > a + 1 && token.indexOf('.', b + 1) < 0
-}
-
-function describeHeader (token: string): string {
-  try {
-    const h = decodeProtectedHeader(token)
-    return `alg=${String(h.alg)} kid=${String(h.kid)}`
-  } catch {
-    return 'unparseable header'
-  }
-}
-
 class OpenidConnect implements PluginInstance {
   readonly identityHeaders: readonly string[]
   readonly providesCredential = true
@@ -107,13 +84,11 @@ class OpenidConnect implements PluginInstance {
   private readonly scopeAlternatives: ReadonlyArray<readonly string[]> | undefined
   private readonly scopeHint: string
   private readonly scopesClaimIsDefault: boolean
-  private readonly typAllowed: ReadonlySet<string>
+  private readonly jwt: JwtValidator
   private readonly upstreamClaims: ReadonlyArray<readonly [claim: string, header: string]>
   private readonly policy: BindingPolicy
   /** Which schemes `Authorization` may use on this route. */
   private readonly schemes: { readonly header: 'authorization', readonly bearer: boolean, readonly dpop: boolean }
-  private verifyOptions: JWTVerifyOptions | undefined
-  private verifyOptionsIssuer: string | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -136,7 +111,16 @@ class OpenidConnect implements PluginInstance {
     this.scopeAlternatives = c.scopes_required?.map(e => Object.freeze(e.split(' ').filter(s => s !== '')))
     this.scopeHint = this.scopeAlternatives?.[0]?.join(' ') ?? ''
     this.scopesClaimIsDefault = c.scopes_claim.length === 1 && c.scopes_claim[0] === 'scope'
-    this.typAllowed = new Set((typeof c.access_token_typ === 'string' ? [c.access_token_typ] : c.access_token_typ).map(normaliseTyp))
+    this.jwt = new JwtValidator({
+      algorithms: c.algorithms,
+      issuer: () => c.issuers_allowed ?? idp.expectedIssuer,
+      audience: c.audience_required,
+      leewayS: c.leeway,
+      accessTokenTyp: typeof c.access_token_typ === 'string' ? [c.access_token_typ] : c.access_token_typ,
+      enforceAccessTokenTyp: c.enforce_access_token_typ,
+      getKey: idp.getKey,
+      now,
+    })
     this.upstreamClaims = (c.upstream_headers_claims ?? []).map((claim, i) => [claim, c.upstream_headers_names![i].toLowerCase()] as const)
     const certHeader = c.certificate_header === undefined ? [] : [c.certificate_header.toLowerCase()]
     this.identityHeaders = Object.freeze([...CREDENTIAL_HEADERS, ...this.upstreamClaims.map(u => u[1]), ...certHeader])
@@ -251,67 +235,11 @@ class OpenidConnect implements PluginInstance {
     const wait = this.idp.ensure()
     if (wait !== undefined) await wait
     let entry: Entry
-    if (this.bearer && isCompactJws(token)) entry = await this.verifyJwt(token)
+    if (this.bearer && isCompactJws(token)) entry = this.entry(token, await this.jwt.verify(token))
     else if (this.introspection !== undefined) entry = await this.introspect(token)
     else throw invalidToken('the token is not a JWT (compact JWS) and introspection is not enabled')
     this.cache.set(cacheKey(token), entry, entry.cacheUntil)
     return entry
-  }
-
-  private options (): JWTVerifyOptions {
-    const iss = this.c.issuers_allowed === undefined ? this.idp.expectedIssuer : undefined
-    if (this.verifyOptions === undefined || this.verifyOptionsIssuer !== iss) {
-      this.verifyOptions = Object.freeze({
-        algorithms: this.c.algorithms,
-        issuer: this.c.issuers_allowed ?? iss,
-        audience: this.c.audience_required,
-        clockTolerance: this.c.leeway,
-        requiredClaims: ['exp'], // RFC 9068 §2.2
-      })
-      this.verifyOptionsIssuer = iss
-    }
-    return this.verifyOptions
-  }
-
-  private async verifyJwt (token: string): Promise<Entry> {
-    // exp/nbf against the gateway's clock (deps.now), like every other window
-    const options = { ...this.options(), currentDate: new Date(this.now()) }
-    let result
-    try {
-      result = await jwtVerify(token, this.idp.getKey, options)
-    } catch (err) {
-      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw this.failure(err, token)
-      result = await this.tryEachKey(token, err as unknown as AsyncIterable<CryptoKey>, options)
-    }
-    const problem = this.typProblem(result.protectedHeader.typ, result.payload)
-    if (problem !== undefined) throw invalidToken(problem)
-    return this.entry(token, result.payload)
-  }
-
-  /** No kid and several candidate keys (RFC 7515 §4.1.4 makes kid optional): try each, bounded by the JWKS. */
-  private async tryEachKey (token: string, keys: AsyncIterable<CryptoKey>, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
-    for await (const key of keys) {
-      try {
-        return await jwtVerify(token, key, options)
-      } catch (err) {
-        if (err instanceof errors.JWSSignatureVerificationFailed) continue
-        throw this.failure(err, token)
-      }
-    }
-    throw invalidToken(`no key of the issuer's JWKS verifies the signature (${describeHeader(token)})`)
-  }
-
-  /** RFC 8725 §3.11 explicit typing, RFC 9068 §2.1 at+jwt; Keycloak's ID and refresh tokens are not access tokens. */
-  private typProblem (typ: unknown, payload: Readonly<Record<string, unknown>>): string | undefined {
-    const t = typeof typ === 'string' ? normaliseTyp(typ) : undefined
-    if (this.c.enforce_access_token_typ) {
-      if (t === undefined || !this.typAllowed.has(t)) return `typ "${String(typ)}" is not an access token type (${[...this.typAllowed].join(', ')})`
-    } else if (t !== undefined && t !== 'jwt' && !this.typAllowed.has(t) && t.endsWith('+jwt')) {
-      return `typ "${String(typ)}" marks another kind of JWT`
-    }
-    const ptyp = payload.typ
-    if (typeof ptyp === 'string' && NON_ACCESS_TYP.has(ptyp.toLowerCase())) return `payload typ "${ptyp}" is not an access token`
-    return undefined
   }
 
   private async introspect (token: string): Promise<Entry> {
@@ -329,7 +257,7 @@ class OpenidConnect implements PluginInstance {
       if (!required.some(a => auds.includes(a))) throw invalidToken('introspection: aud does not contain a required audience')
     }
     if (claims.token_type === 'refresh_token') throw invalidToken('introspection: a refresh token is not an access token')
-    const problem = this.typProblem(undefined, claims)
+    const problem = this.jwt.typProblem(undefined, claims)
     if (problem !== undefined) throw invalidToken('introspection: ' + problem)
     const e = this.entry(token, claims)
     // cache an active result until exp (RFC 7662 §4 lets the RS cache); without exp only when capped
@@ -369,17 +297,6 @@ class OpenidConnect implements PluginInstance {
     return alts.some(all => all.every(s => scopes.includes(s)))
   }
 
-  /** jose's typed failures → 401 invalid_token with the precise reason for the log; IdP faults pass through. */
-  private failure (err: unknown, token: string): Error {
-    if (err instanceof GatewayError) return err
-    if (err instanceof errors.JWTExpired) return invalidToken(`token expired (exp ${String(err.payload.exp)}, leeway ${this.c.leeway}s)`)
-    if (err instanceof errors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" ${err.reason}: ${err.message}`)
-    if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken(`algorithm not allowed (${describeHeader(token)}; allowed: ${this.c.algorithms.join(', ')})`)
-    if (err instanceof errors.JWKSNoMatchingKey) return invalidToken(`no key of the issuer's JWKS matches (${describeHeader(token)})`)
-    if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken(`signature verification failed (${describeHeader(token)})`)
-    if (err instanceof errors.JOSEError) return invalidToken(`${err.code}: ${err.message}`)
-    return err instanceof Error ? err : new Error(String(err))
-  }
 }
 
 /** The scheme the client used, for the challenge (undefined when there is no usable Authorization header). */
