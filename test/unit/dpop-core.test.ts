@@ -120,3 +120,27 @@ describe('the shared store fails: the replay check fails closed (503, not the cl
     await expect(ok.verify(ctx(), {})).rejects.toMatchObject({ code: 'CB_ERR_DPOP_REPLAY' })
   })
 })
+
+describe('RFC 9449 §4.3 steps 4–7 on hostile headers', () => {
+  async function verifyWith (header: Record<string, unknown>, signWith: 'p256' | 'p384' = 'p256'): Promise<unknown> {
+    const { DpopVerifier } = await import('../../src/auth/dpop/proof.js')
+    const { CidrSet } = await import('../../src/net/cidr.js')
+    const { generateKeyPairSync, sign } = await import('node:crypto')
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
+    const k = generateKeyPairSync('ec', { namedCurve: signWith === 'p256' ? 'P-256' : 'P-384' })
+    const h = { typ: 'dpop+jwt', alg: 'ES256', jwk: k.publicKey.export({ format: 'jwk' }), ...header }
+    const input = Buffer.from(JSON.stringify(h)).toString('base64url') + '.' + Buffer.from(JSON.stringify({ jti: 'x', htm: 'GET', htu: 'https://a.test/x', iat: clock.now() / 1000 })).toString('base64url')
+    const proof = input + '.' + sign(signWith === 'p256' ? 'sha256' : 'sha384', Buffer.from(input), { key: k.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+    const v = new DpopVerifier({ algorithms: ['ES256', 'ES384'], proofLifetimeS: 300, futureSkewS: 5, nonces: undefined, trustedProxies: new CidrSet([]), store: new MemoryStore({ now: clock.now }), now: clock.now })
+    return v.verify(makeCtx({ path: '/x', headers: [['Host', 'a.test'], ['DPoP', proof]] }), {}).then(() => 'ok', (e: unknown) => e)
+  }
+  it('a well-formed proof passes (the baseline of the cases below)', async () => {
+    expect(await verifyWith({})).toBe('ok')
+  })
+  it('crit header parameters → invalid_dpop_proof (RFC 7515 §4.1.11)', async () => {
+    expect(await verifyWith({ crit: ['exp'], exp: 1 })).toMatchObject({ code: 'CB_ERR_DPOP_PROOF_INVALID', detail: expect.stringMatching(/crit/) })
+  })
+  it('alg ES256 with a P-384 key (cross-algorithm use) → invalid_dpop_proof', async () => {
+    expect(await verifyWith({}, 'p384')).toMatchObject({ code: 'CB_ERR_DPOP_PROOF_INVALID', detail: expect.stringMatching(/not a ES256 key/) })
+  })
+})

@@ -39,7 +39,7 @@ function first (v: string | string[] | undefined): string | undefined {
  * first, client-side, value of each). Path as received (before the gateway's routing). Untrusted peers' X-Forwarded-*
  * are ignored: a client must not be able to choose the URI its proof is checked against.
  */
-export function requestHtu (ctx: RequestContext, trustedProxies: CidrSet): string | undefined {
+export function requestHtu (ctx: RequestContext, trustedProxies: CidrSet, normalise: (uri: string) => string | undefined = normaliseHtu): string | undefined {
   let scheme = ctx.listenerTls ? 'https' : 'http'
   let host = first(ctx.headers.host)
   if (trustedProxies.has(ctx.remoteAddress)) {
@@ -54,6 +54,6 @@ export function requestHtu (ctx: RequestContext, trustedProxies: CidrSet): strin
   const url = ctx.req.url ?? '/'
   const q = url.search(/[?#]/)
   const path = q < 0 ? url : url.slice(0, q)
-  if (!path.startsWith('/')) return normaliseHtu(path) // absolute-form request target (RFC 9112 §3.2.2)
-  return normaliseHtu(`${scheme}://${host}${path}`)
+  if (!path.startsWith('/')) return normalise(path) // absolute-form request target (RFC 9112 §3.2.2)
+  return normalise(`${scheme}://${host}${path}`)
 }

@@ -1,5 +1,4 @@
-import { createHash, hash } from 'node:crypto'
-import { compactVerify, decodeProtectedHeader, importJWK, type CryptoKey, type JWK } from 'jose'
+import { constants, createHash, createPublicKey, hash, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { MULTIPLE, RequestContext } from '../../pipeline/context.js'
 import type { CidrSet } from '../../net/cidr.js'
@@ -56,7 +55,31 @@ export interface ProofRequest {
   singleHeader(name: string): string | undefined | typeof MULTIPLE
 }
 
-interface ImportedKey { readonly key: CryptoKey, readonly jkt: string }
+interface ImportedKey { readonly key: KeyObject, readonly jkt: string }
+
+/**
+ * How each JWS algorithm (RFC 7518 §3, RFC 8037) verifies with node:crypto's one-shot verify, and the key it needs.
+ * Not jose's compactVerify here: jose verifies through WebCrypto, whose asynchronous job costs about a third more
+ * CPU per signature than the one-shot call on this hot path (a DPoP proof is a fresh signature on every request;
+ * bench/dpop-micro.mjs). jose stays the reference in the tests (thumbprints, proofs, the CLI's signing).
+ */
+const JWS: Readonly<Record<string, { readonly hash: string | null, readonly kty: string, readonly crv?: string, readonly pss?: number, readonly ecdsa?: boolean }>> = {
+  ES256: { hash: 'sha256', kty: 'EC', crv: 'P-256', ecdsa: true },
+  ES384: { hash: 'sha384', kty: 'EC', crv: 'P-384', ecdsa: true },
+  ES512: { hash: 'sha512', kty: 'EC', crv: 'P-521', ecdsa: true },
+  RS256: { hash: 'sha256', kty: 'RSA' },
+  RS384: { hash: 'sha384', kty: 'RSA' },
+  RS512: { hash: 'sha512', kty: 'RSA' },
+  PS256: { hash: 'sha256', kty: 'RSA', pss: 32 },
+  PS384: { hash: 'sha384', kty: 'RSA', pss: 48 },
+  PS512: { hash: 'sha512', kty: 'RSA', pss: 64 },
+  EdDSA: { hash: null, kty: 'OKP', crv: 'Ed25519' },
+  Ed25519: { hash: null, kty: 'OKP', crv: 'Ed25519' },
+}
+
+function decodeJson (part: string): unknown {
+  try { return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) } catch { return undefined }
+}
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -97,6 +120,17 @@ export function accessTokenHash (token: string): string {
 export class DpopVerifier {
   private readonly algorithms: ReadonlySet<string>
   private readonly keys = new LRUCache<string, ImportedKey>({ max: KEY_CACHE_MAX })
+  /** Header segments that passed steps 4, 5 and 7 (derived data: the same on every node). */
+  private readonly headers = new LRUCache<string, { readonly alg: string, readonly key: ImportedKey }>({ max: KEY_CACHE_MAX })
+  private readonly htus = new LRUCache<string, string | 0>({ max: KEY_CACHE_MAX })
+  /** normaliseHtu, remembered: the URIs of a route repeat. */
+  private readonly normalised = (uri: string): string | undefined => {
+    const hit = this.htus.get(uri)
+    if (hit !== undefined) return hit === 0 ? undefined : hit
+    const n = normaliseHtu(uri)
+    this.htus.set(uri, n ?? 0)
+    return n
+  }
 
   constructor (readonly policy: DpopPolicy) {
     this.algorithms = new Set(policy.algorithms)
@@ -121,27 +155,22 @@ export class DpopVerifier {
     // step 2: one well-formed JWT
     if (proof.length > MAX_PROOF_LENGTH) throw invalidDpopProof(`proof of ${proof.length} bytes exceeds ${MAX_PROOF_LENGTH}`)
     if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(proof)) throw invalidDpopProof('the DPoP header is not a compact JWS')
-    let header: Record<string, unknown>
-    try { header = decodeProtectedHeader(proof) as Record<string, unknown> } catch { throw invalidDpopProof('the proof\'s header is not a JSON object') }
-    // step 4: typ
-    if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') throw invalidDpopProof(`typ "${String(header.typ)}" is not dpop+jwt`)
-    // step 5: an asymmetric algorithm on the allow-list
-    const alg = header.alg
-    if (typeof alg !== 'string' || !this.algorithms.has(alg)) throw invalidDpopProof(`alg "${String(alg)}" is not accepted (${[...this.algorithms].join(', ')})`)
-    // step 7: a public key
-    const jwk = header.jwk
-    if (!isObject(jwk)) throw invalidDpopProof('the proof has no jwk header')
-    for (const m of PRIVATE_MEMBERS) if (m in jwk) throw invalidDpopProof(`the proof's jwk has the private member "${m}"`)
-    const key = await this.importKey(jwk, alg)
-    // step 6: the signature
-    let payloadBytes: Uint8Array
+    const dot1 = proof.indexOf('.')
+    const dot2 = proof.indexOf('.', dot1 + 1)
+    const checked = this.checkHeader(proof.slice(0, dot1))
+    const alg = checked.alg
+    const key = checked.key
+    // step 6: the signature (RFC 7515 §5.2: over the ASCII of header.payload as sent)
+    const jws = JWS[alg]
+    const signature = Buffer.from(proof.slice(dot2 + 1), 'base64url')
+    let valid: boolean
     try {
-      ({ payload: payloadBytes } = await compactVerify(proof, key.key, { algorithms: [alg] }))
-    } catch (err) {
-      throw invalidDpopProof(`signature verification failed: ${(err as Error).message}`)
-    }
-    let claims: unknown
-    try { claims = JSON.parse(Buffer.from(payloadBytes).toString('utf8')) } catch { claims = undefined }
+      valid = cryptoVerify(jws.hash, Buffer.from(proof.slice(0, dot2), 'ascii'),
+        jws.ecdsa === true ? { key: key.key, dsaEncoding: 'ieee-p1363' } : jws.pss !== undefined ? { key: key.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: jws.pss } : key.key,
+        signature)
+    } catch { valid = false }
+    if (!valid) throw invalidDpopProof(`signature verification failed (${alg})`)
+    const claims = decodeJson(proof.slice(dot1 + 1, dot2))
     if (!isObject(claims)) throw invalidDpopProof('the proof\'s payload is not a JSON object')
     const { jti, htm, htu, iat, ath, nonce } = claims
     // step 3: required claims
@@ -150,8 +179,8 @@ export class DpopVerifier {
     // step 8: htm
     if (htm !== ctx.method) throw invalidDpopProof(`htm "${String(htm)}" is not the request method ${ctx.method}`)
     // step 9: htu, both sides RFC 3986 §6.2.2/§6.2.3-normalised, query and fragment ignored
-    const want = o.htu !== undefined ? normaliseHtu(o.htu) : (ctx instanceof RequestContext ? requestHtu(ctx, p.trustedProxies) : undefined)
-    const got = typeof htu === 'string' ? normaliseHtu(htu) : undefined
+    const want = o.htu !== undefined ? this.normalised(o.htu) : (ctx instanceof RequestContext ? requestHtu(ctx, p.trustedProxies, this.normalised) : undefined)
+    const got = typeof htu === 'string' ? this.normalised(htu) : undefined
     if (got === undefined) throw invalidDpopProof('htu is missing or not an absolute http(s) URI')
     if (want === undefined || got !== want) throw invalidDpopProof(`htu ${got} is not this request's URI ${String(want)}`)
     const now = p.now()
@@ -190,7 +219,33 @@ export class DpopVerifier {
     return { jkt: key.jkt, jti }
   }
 
-  private async importKey (jwk: Record<string, unknown>, alg: string): Promise<ImportedKey> {
+  /**
+   * Steps 4, 5 and 7 for a header segment, remembered when they pass: a client signs every proof with the same key,
+   * so the header segment repeats and its checks (JSON, typ, alg, a public jwk, the key's import and thumbprint)
+   * are a function of that string alone.
+   */
+  private checkHeader (segment: string): { readonly alg: string, readonly key: ImportedKey } {
+    const hit = this.headers.get(segment)
+    if (hit !== undefined) return hit
+    const header = decodeJson(segment)
+    if (!isObject(header)) throw invalidDpopProof('the proof\'s header is not a JSON object')
+    // RFC 7515 §4.1.11: a critical extension we do not understand makes the JWS invalid
+    if (header.crit !== undefined) throw invalidDpopProof('the proof has crit header parameters')
+    // step 4: typ
+    if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') throw invalidDpopProof(`typ "${String(header.typ)}" is not dpop+jwt`)
+    // step 5: an asymmetric algorithm on the allow-list
+    const alg = header.alg
+    if (typeof alg !== 'string' || !this.algorithms.has(alg) || !Object.hasOwn(JWS, alg)) throw invalidDpopProof(`alg "${String(alg)}" is not accepted (${[...this.algorithms].join(', ')})`)
+    // step 7: a public key
+    const jwk = header.jwk
+    if (!isObject(jwk)) throw invalidDpopProof('the proof has no jwk header')
+    for (const m of PRIVATE_MEMBERS) if (m in jwk) throw invalidDpopProof(`the proof's jwk has the private member "${m}"`)
+    const entry = { alg, key: this.importKey(jwk, alg) }
+    this.headers.set(segment, entry)
+    return entry
+  }
+
+  private importKey (jwk: Record<string, unknown>, alg: string): ImportedKey {
     const jkt = jwkThumbprint(jwk)
     if (jkt === undefined) throw invalidDpopProof(`the proof's jwk (kty ${String(jwk.kty)}) lacks its RFC 7638 members`)
     const id = alg + ':' + jkt
@@ -198,11 +253,15 @@ export class DpopVerifier {
     if (hit !== undefined) return hit
     // FAPI 2.0 Security Profile §5.4.1: RSA keys of at least 2048 bits (RFC 7518 §3.3 says the same for RS/PS)
     if (jwk.kty === 'RSA' && Buffer.from(String(jwk.n), 'base64url').length < MIN_RSA_BYTES) throw invalidDpopProof('the proof\'s RSA key is shorter than 2048 bits')
-    let key: CryptoKey
+    // the key type and curve must be the algorithm's (RFC 7518 §3.4, RFC 8037 §3.1): no cross-algorithm use of a key
+    const want = JWS[alg]
+    if (jwk.kty !== want.kty || (want.crv !== undefined && jwk.crv !== want.crv)) throw invalidDpopProof(`the proof's jwk (kty ${String(jwk.kty)}, crv ${String(jwk.crv)}) is not a ${alg} key`)
+    let key: KeyObject
     try {
-      const imported = await importJWK({ ...(jwk as JWK), ext: undefined, key_ops: undefined, use: undefined }, alg)
-      if (imported instanceof Uint8Array || imported.type !== 'public') throw new Error('not a public key')
-      key = imported
+      const members: Record<string, unknown> = { kty: jwk.kty }
+      for (const m of THUMBPRINT_MEMBERS[jwk.kty as string]) members[m] = jwk[m]
+      key = createPublicKey({ key: members as JsonWebKey, format: 'jwk' })
+      if (key.type !== 'public') throw new Error('not a public key')
     } catch (err) {
       throw invalidDpopProof(`the proof's jwk is not a usable ${alg} public key: ${(err as Error).message}`)
     }
