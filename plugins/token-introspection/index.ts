@@ -112,6 +112,10 @@ export default definePlugin({
       trustedIps: config.trusted_ips,
     })
     const tokenHeader = config.token_header.toLowerCase()
+    if (config.proof_of_possession_dpop !== 'off' && tokenHeader !== 'authorization') {
+      // RFC 9449 §7.1: a DPoP-bound token travels as "Authorization: DPoP <token>"; any other header would be a downgrade
+      throw new PluginConfigError(['token_header'], `must be Authorization when proof_of_possession_dpop is ${config.proof_of_possession_dpop} (RFC 9449 §7.1: DPoP tokens are sent as "Authorization: DPoP <token>")`)
+    }
     const required = [...new Set([...(config.scope ?? []), ...(config.scopes ?? [])])]
     const ttlMs = config.ttl * 1000
     const negativeTtlMs = config.negative_ttl * 1000
