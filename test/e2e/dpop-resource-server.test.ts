@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach, vi } from 'vitest'
 import { constants, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, base64url, type JWK, type CryptoKey } from 'jose'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
@@ -121,7 +121,10 @@ beforeAll(async () => {
       serverKeyPem: pki.server.keyPem,
       clientCaPem: pki.ca.certPem,
       audience: AUDIENCE,
-      clients: [{ client_id: CLIENT.clientId, token_endpoint_auth_method: 'client_secret_basic', client_secret: CLIENT.secret, scope: 'system-access' }],
+      clients: [
+        { client_id: CLIENT.clientId, token_endpoint_auth_method: 'client_secret_basic', client_secret: CLIENT.secret, scope: 'system-access' },
+        { client_id: 'client1', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=client1,O=Example Org', scope: 'system-access' },
+      ],
     }),
     startUpstream(),
   ])
@@ -134,6 +137,12 @@ ${extra.split('\n').filter(l => l.trim() !== '').map(l => `              ${l.tri
 gateway:
   listen:
     - address: 127.0.0.1:0
+    - address: 127.0.0.1:0
+      tls:
+        cert: ${pki.server.certFile}
+        key: ${pki.server.keyFile}
+        client_ca: ${pki.ca.certFile}
+        client_certificate: none         # proof_of_possession_mtls makes it request one
   trusted_certificates: ${pki.ca.certFile}
 services:
   - name: echo
@@ -159,6 +168,10 @@ ${oidc('proof_of_possession_dpop: strict\ndpop_algorithms: [PS256, ES256, EdDSA]
         paths: [/proxied]
         plugins:
 ${oidc('proof_of_possession_dpop: optional\ntrusted_ips: [127.0.0.1]')}
+      - name: both
+        paths: [/both]
+        plugins:
+${oidc('proof_of_possession_mtls: optional\nproof_of_possession_dpop: optional')}
       - name: off
         paths: [/off]
         plugins:
@@ -451,5 +464,33 @@ describe('RFC 9449 §4.3 step 9: htu normalisation and the external view', () =>
     const r = await send('/dpop', [...dpopAuth(), 'x-forwarded-proto', 'https', 'x-forwarded-host', 'api.example.test',
       'dpop', await proof('', { htu: 'https://api.example.test/dpop' })])
     await refused(r, 401, 'CB_ERR_DPOP_PROOF_INVALID')
+  })
+})
+
+describe('certificate binding and DPoP on one route (each cnf member needs its own proof)', () => {
+  async function sendTls (path: string, headers: string[], cert?: { certPem: string, keyPem: string }): Promise<Res> {
+    const dispatcher = new Agent({ connect: { ca: pki.ca.certPem, cert: cert?.certPem, key: cert?.keyPem, servername: 'localhost' } })
+    try {
+      const r = await request(gw.url(1).replace('127.0.0.1', 'localhost') + path, { headers, dispatcher })
+      const body = await r.body.text()
+      const h: Record<string, string> = {}
+      for (const [k, v] of Object.entries(r.headers)) h[k] = Array.isArray(v) ? v.join(', ') : String(v)
+      return { status: r.statusCode, headers: h, body }
+    } finally { await dispatcher.close() }
+  }
+  const tlsBase = (): string => gw.url(1).replace('127.0.0.1', 'localhost')
+
+  it('a certificate-bound token passes on its certificate and is refused on another; a DPoP token passes with its proof over the same TLS route', async () => {
+    const certToken = (await idp.token({ clientId: 'client1', certPem: pki.client1.certPem, keyPem: pki.client1.keyPem })).access_token
+    expect((await sendTls('/both', ['authorization', `Bearer ${certToken}`], pki.client1)).status).toBe(200)
+    const wrong = await sendTls('/both', ['authorization', `Bearer ${certToken}`], pki.client2)
+    expect(wrong.status).toBe(401)
+    expect((await accessLog(wrong)).err).toBe('CB_ERR_TOKEN_BINDING_MISMATCH')
+    const p = await proof('', { htu: tlsBase() + '/both' })
+    expect((await sendTls('/both', [...dpopAuth(), 'dpop', p])).status).toBe(200)
+    // a DPoP-bound token as Bearer, even with a client certificate, is not accepted
+    const downgrade = await sendTls('/both', ['authorization', `Bearer ${token}`], pki.client1)
+    expect(downgrade.status).toBe(401)
+    expect(downgrade.headers['www-authenticate']).toMatch(/^Bearer realm="certbound", error="invalid_token".*, DPoP realm="certbound", algs=/)
   })
 })
