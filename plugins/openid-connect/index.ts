@@ -14,7 +14,7 @@ import { isCompactJws, JwtValidator } from '../../src/auth/jwt-validator.js'
 import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
 import type { Challenger } from '../../src/auth/challenge.js'
 import type { DpopVerifier } from '../../src/auth/dpop/proof.js'
-import { createDpop } from '../../src/auth/dpop/setup.js'
+import { createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
 import type { Clock } from '../../src/store/types.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
@@ -132,9 +132,12 @@ class OpenidConnect implements PluginInstance {
     })
     this.schemes = Object.freeze({ header: 'authorization', bearer: c.proof_of_possession_dpop !== 'strict', dpop: c.proof_of_possession_dpop !== 'off' })
     this.access = challenger.bearerOnly ? this.check.bind(this) : this.checkWithDpop.bind(this)
+    this.response = dpopVerifier?.policy.nonces !== undefined ? nextNonceResponse : undefined
   }
 
   access: (ctx: RequestContext) => void | Promise<void>
+  /** With dpop_use_nonce: the next nonce on successful responses (RFC 9449 §9). */
+  readonly response: PluginInstance['response']
 
   /** Hot path: a remembered token costs a map lookup plus the per-connection checks, synchronously. */
   private check (ctx: RequestContext): void | Promise<void> {

@@ -12,7 +12,7 @@ import { extractToken, type PresentedToken } from '../../src/auth/token-extracti
 import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
 import { IntrospectionClient } from '../../src/auth/introspection-client.js'
 import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
-import { CidrSet, createDpop } from '../../src/auth/dpop/setup.js'
+import { CidrSet, createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
 /** An introspection result, cached per token hash. */
@@ -208,6 +208,8 @@ export default definePlugin({
     return {
       providesCredential: true,
       identityHeaders,
+      // with dpop_use_nonce: the next nonce on successful responses (RFC 9449 §9)
+      ...(verifier?.policy.nonces !== undefined ? { response: nextNonceResponse } : {}),
       // Synchronous on a warm cache with a certificate-bound or unbound token (one hash, one map lookup, cheap
       // checks); a promise on a miss or when a DPoP proof is verified.
       access: challenger.bearerOnly

@@ -437,6 +437,23 @@ describe('RFC 9449 §9: resource server nonces (dpop_use_nonce)', () => {
     expect((await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce: stale.headers['dpop-nonce'] })])).status).toBe(200)
   })
 
+  it('past half its lifetime, a successful response carries the next nonce (RFC 9449 §9), which then works', async () => {
+    const first = await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce')])
+    const nonce = first.headers['dpop-nonce']
+    const young = await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce })])
+    expect(young.status).toBe(200)
+    expect(young.headers['dpop-nonce']).toBeUndefined()
+    clock.advance(31_000) // dpop_proof_lifetime 60 s on this route
+    const old = await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce })])
+    expect(old.status).toBe(200)
+    const next = old.headers['dpop-nonce']
+    expect(next).toMatch(/^[A-Za-z0-9_-]{32}$/)
+    expect(next).not.toBe(nonce)
+    clock.advance(30_000) // the first nonce is now 61 s old, the next one 30 s
+    expect((await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce })])).status).toBe(401)
+    expect((await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce: next })])).status).toBe(200)
+  })
+
   it('a forged nonce → use_dpop_nonce', async () => {
     const forged = randomBytes(24).toString('base64url')
     await refused(await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce', { nonce: forged })]), 401, 'CB_ERR_DPOP_NONCE_REQUIRED')

@@ -1,6 +1,6 @@
 import { constants, createHash, createPublicKey, hash, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { MULTIPLE, RequestContext } from '../../pipeline/context.js'
+import { MULTIPLE, RequestContext, StateKey } from '../../pipeline/context.js'
 import type { CidrSet } from '../../net/cidr.js'
 import type { Clock, StateStore } from '../../store/types.js'
 import { GatewayError, invalidToken } from '../../errors/index.js'
@@ -41,6 +41,12 @@ export interface DpopPolicy {
   readonly store: StateStore
   readonly now: Clock
 }
+
+/**
+ * A fresh nonce for the response (RFC 9449 §9: a server may supply a new nonce with a successful response), set
+ * when the proof's nonce has used half its lifetime, so a client switches before it gets `use_dpop_nonce`.
+ */
+export const DPOP_NEXT_NONCE = new StateKey<string>('dpop.next-nonce')
 
 /** What a verified proof proved. */
 export interface VerifiedProof {
@@ -193,6 +199,7 @@ export class DpopVerifier {
       const age = await storeCall(p.store.backend, 'nonce', () => nonces.age(nonce))
       if (age === undefined) throw useDpopNonce(await fresh(), 'the proof\'s nonce was not issued by this gateway')
       if (age > lifetimeMs) throw useDpopNonce(await fresh(), `the proof's nonce is ${Math.round(age / 1000)} s old (dpop_proof_lifetime ${p.proofLifetimeS} s)`)
+      if (age > lifetimeMs / 2 && ctx instanceof RequestContext && ctx.get(DPOP_NEXT_NONCE) === undefined) ctx.set(DPOP_NEXT_NONCE, await fresh())
     }
     // step 11: iat within the window (RFC 9449 §11.1)
     const iatMs = iat * 1000

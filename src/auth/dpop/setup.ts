@@ -1,10 +1,11 @@
 import { z } from 'zod'
-import type { PluginDeps } from '../../pipeline/types.js'
+import type { PluginDeps, UpstreamHead } from '../../pipeline/types.js'
+import type { RequestContext } from '../../pipeline/context.js'
 import { CidrSet } from '../../net/cidr.js'
 import { Challenger } from '../challenge.js'
 import type { BindingMode } from '../enforce-binding.js'
 import { NonceService } from './nonce.js'
-import { DEFAULT_DPOP_ALGORITHMS, DPOP_ALGORITHMS, DpopVerifier, MIN_FUTURE_SKEW_S } from './proof.js'
+import { DEFAULT_DPOP_ALGORITHMS, DPOP_ALGORITHMS, DPOP_NEXT_NONCE, DpopVerifier, MIN_FUTURE_SKEW_S } from './proof.js'
 
 /** Kong's DPoP keys (openid-connect 3.7+), shared by both token plugins' schemas. */
 export const dpopSchemaFields = {
@@ -47,3 +48,9 @@ export function createDpop (c: DpopConfig, deps: PluginDeps, o: { readonly trust
 }
 
 export { CidrSet }
+
+/** Response phase of a token plugin with dpop_use_nonce: hand the client its next nonce (RFC 9449 §9). */
+export function nextNonceResponse (ctx: RequestContext, head: UpstreamHead): void {
+  const n = ctx.get(DPOP_NEXT_NONCE)
+  if (n !== undefined) head.headers['dpop-nonce'] = n
+}
