@@ -6,6 +6,9 @@ set -euo pipefail
 declare -A pkgs=(
   [curl]=curl
   [openssl]=openssl
+  [redis-server]=redis-server
+  [chromium]=chromium
+  [stdbuf]=coreutils
 )
 need=()
 for cmd in "${!pkgs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}"); done

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { Gateway, VERSION } from './gateway.js'
+import { drainLogs } from './observability/logger.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
 import { DPOP_HELP, dpopCommand } from './dpop-cli.js'
 
@@ -147,8 +148,9 @@ async function start (rest: string[]): Promise<number> {
   const stop = (sig: string) => {
     if (stopping) return
     stopping = true
-    gw.logger.info({ signal: sig }, 'stopping: draining in-flight requests')
-    gw.close().then(() => process.exit(0), () => process.exit(1))
+    gw.logger.info({ signal: sig, lifecycle: true }, 'stopping: draining in-flight requests')
+    // the log gets a bounded time to drain (EXIT_FLUSH_MS): a stalled stdout reader must not keep a stopped gateway
+    gw.close().then(() => 0, () => 1).then(code => drainLogs(gw.logger).then(() => process.exit(code)))
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
@@ -8,18 +8,31 @@ import { ConfigError, formatDiagnostics, type Diagnostic } from './config/diagno
 import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { createAdminServer } from './observability/admin.js'
 import { GatewayMetrics } from './observability/metrics.js'
+import { drainLogs } from './observability/logger.js'
 import { CidrSet } from './net/cidr.js'
 import type { LoadedConfig } from './config/validate.js'
+import { IpcStore, StoreHost } from './store/ipc.js'
+import { MemoryStore } from './store/memory.js'
+import { storeBackend } from './store/schema.js'
+import { systemClock, type StoreStatus } from './store/types.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
+import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 
-type ToWorker = { type: 'start', text: string } | { type: 'reload', id: number, text: string } | { type: 'shutdown' }
+type ToWorker = { type: 'start', text: string, ipcStore?: boolean } | { type: 'reload', id: number, text: string } | { type: 'shutdown' } | { type: 'dashboard', id: number }
+type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
 type FromWorker =
   | { type: 'hello' }
   | { type: 'ready', hash: string, ready: boolean }
-  | { type: 'status', ready: boolean, hash: string }
+  | { type: 'status', ready: boolean, hash: string, store?: StoreStatus }
   | { type: 'reloaded', id: number, ok: boolean, hash?: string, errors?: string }
+  | { type: 'dashboard', id: number, data: DashboardData }
 
 /** How long the primary waits for every worker to apply a reload before answering. */
 const RELOAD_ACK_MS = 30_000
+/** How long the dashboard waits for the workers' counters; a worker that is late is left out of that poll. */
+const DASHBOARD_ANSWER_MS = 1_000
 /** A worker that dies younger than this is crash-looping: its restart is delayed more each time (up to 10 s). */
 const STABLE_MS = 5_000
 const RESTART_MIN_MS = 500
@@ -27,7 +40,7 @@ const RESTART_MAX_MS = 10_000
 
 type ClusterReload = { ok: true } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
 
-interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number }
+interface WorkerEntry { worker: Worker, ready: boolean, hash: string, startedAt: number, store?: StoreStatus }
 
 export interface PrimaryOptions {
   /** The config text `cfg` was validated from: what workers start with. */
@@ -55,6 +68,11 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   const aggregator = new AggregatorRegistry()
   let reloadSeq = 0
   const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
+  // gateway.store memory: this process owns the state every worker shares (redis: each worker connects itself)
+  const storeHost = storeBackend(cfg.settings.store) === 'memory' ? new StoreHost(new MemoryStore({ now: systemClock })) : undefined
+  const reloads = new ReloadHistory()
+  let dashboardSeq = 0
+  const dashboardAsks = new Map<number, { waiting: Set<number>, got: DashboardData[], done(): void }>()
 
   const settle = (id: number): void => {
     const a = acks.get(id)
@@ -69,8 +87,14 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     w.on('message', (m: FromWorker) => {
       const e = workers.get(w.id)
       if (e === undefined || typeof m !== 'object' || m === null) return
-      if (m.type === 'hello') w.send({ type: 'start', text: liveText } satisfies ToWorker)
+      if (storeHost?.handle({ id: w.id, send: (x) => { w.send(x) } }, m) === true) return
+      if (m.type === 'hello') w.send({ type: 'start', text: liveText, ipcStore: storeHost !== undefined } satisfies ToWorker)
       if (m.type === 'ready' || m.type === 'status') { e.ready = m.ready; e.hash = m.hash }
+      if (m.type === 'status') e.store = m.store
+      if (m.type === 'dashboard') {
+        const a = dashboardAsks.get(m.id)
+        if (a !== undefined && a.waiting.delete(w.id)) { a.got.push(m.data); if (a.waiting.size === 0) a.done() }
+      }
       if (m.type === 'reloaded') {
         if (m.ok && m.hash !== undefined) e.hash = m.hash
         const a = acks.get(m.id)
@@ -85,6 +109,7 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
   cluster.on('exit', (w, code, signal) => {
     const e = workers.get(w.id)
     workers.delete(w.id)
+    storeHost?.gone(w.id)
     for (const [id, a] of acks) { if (a.waiting.delete(w.id)) settle(id) }
     if (stopping) return
     const lived = e === undefined ? 0 : Date.now() - e.startedAt
@@ -132,12 +157,12 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     current = next
     liveText = text
     watcher?.setFiles(tlsFilesOf(next))
-    logger.info({ config_hash: next.hash, workers: workers.size }, 'config reloaded on every worker')
+    logger.info({ config_hash: next.hash, workers: workers.size, lifecycle: true }, 'config reloaded on every worker')
     return { ok: true }
   }
   /** Reloads are serialised, as in a single process. */
   const reload = (text?: string): Promise<ClusterReload> => {
-    const r = reloading.then(() => doReload(text))
+    const r = reloading.then(() => doReload(text)).then((res) => { reloads.record(res.ok ? { ok: true, hash: current.hash } : res); return res })
     reloading = r.catch(() => undefined)
     return r
   }
@@ -153,40 +178,72 @@ export async function runPrimary (configFile: string, cfg: LoadedConfig, logger:
     watcher.setFiles(tlsFilesOf(cfg))
   }
 
+  /** Every live worker's dashboard counters (those that answer within DASHBOARD_ANSWER_MS). */
+  const askWorkers = (): Promise<DashboardData[]> => new Promise((done) => {
+    const id = ++dashboardSeq
+    const got: DashboardData[] = []
+    const waiting = new Set(workers.keys())
+    const finish = (): void => { clearTimeout(timer); dashboardAsks.delete(id); done(got) }
+    const timer = setTimeout(finish, DASHBOARD_ANSWER_MS)
+    dashboardAsks.set(id, { waiting, got, done: finish })
+    for (const wid of waiting) workers.get(wid)?.worker.send({ type: 'dashboard', id } satisfies ToWorker)
+    if (waiting.size === 0) finish()
+  })
+
+  const statusOf = () => {
+    const ws = [...workers.values()]
+    const reasons: string[] = []
+    if (stopping) reasons.push('stopping')
+    if (ws.length < n) reasons.push(`${ws.length} of ${n} workers running`)
+    for (const w of ws) if (!w.ready) reasons.push(`worker ${w.worker.process.pid} is not ready`)
+    return {
+      ready: reasons.length === 0,
+      config_hash: current.hash,
+      started_at: startedAt.toISOString(),
+      uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      version: VERSION,
+      workers: ws.length,
+      // memory: the primary's own store; redis: as the workers report it (connected only if every worker is)
+      store: storeHost?.owner.status() ?? (ws.some(w => w.store !== undefined) ? mergeStoreStatus(ws.flatMap(w => w.store ?? [])) : { backend: 'redis', connected: false, detail: 'no worker has reported yet' }),
+      worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
+      reasons: reasons.length > 0 ? reasons : undefined,
+    }
+  }
+
   let admin: ReturnType<typeof createAdminServer> | undefined
   if (cfg.adminListen !== undefined) {
     admin = createAdminServer({
       metrics,
       metricsText: () => aggregator.clusterMetrics(),
-      status: () => {
-        const ws = [...workers.values()]
-        const reasons: string[] = []
-        if (stopping) reasons.push('stopping')
-        if (ws.length < n) reasons.push(`${ws.length} of ${n} workers running`)
-        for (const w of ws) if (!w.ready) reasons.push(`worker ${w.worker.process.pid} is not ready`)
-        return {
-          ready: reasons.length === 0,
-          config_hash: current.hash,
-          started_at: startedAt.toISOString(),
-          uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
-          version: VERSION,
-          workers: ws.length,
-          worker_status: ws.map(w => ({ pid: w.worker.process.pid ?? 0, ready: w.ready, config_hash: w.hash })),
-          reasons: reasons.length > 0 ? reasons : undefined,
-        }
-      },
+      status: statusOf,
       reload: (yaml) => reload(yaml),
       allow: () => new CidrSet(current.settings.admin_allow),
+      dashboard: {
+        settings: () => current.settings.admin_dashboard,
+        summary: async () => {
+          const data = await askWorkers()
+          return buildSummary({
+            now: Date.now(),
+            config: current,
+            // workers that answered in time: fewer than `workers` means these counts are partial
+            status: { ...statusOf(), reporting_workers: data.length },
+            stats: mergeSnapshots(data.length > 0 ? data.map(d => d.stats) : [metrics.dashboard.snapshot()]),
+            clients: mergeClientRows(data.map(d => d.clients)),
+            reloads: reloads.summary(),
+            store: mergeStoreStatus(data.map(d => d.store)),
+          })
+        },
+      },
     })
     await new Promise<void>((res) => admin!.listen(cfg.adminListen!.port, cfg.adminListen!.host, () => res()))
   }
-  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch }, 'certbound primary started')
+  logger.info({ workers: n, admin: cfg.adminListen, watch: opts.watch, lifecycle: true }, 'certbound primary started')
 
   process.on('SIGHUP', () => { void reload() })
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'stopping: workers drain their in-flight requests')
+    logger.info({ signal, lifecycle: true }, 'stopping: workers drain their in-flight requests')
     watcher?.close()
     for (const { worker } of workers.values()) worker.send({ type: 'shutdown' } satisfies ToWorker)
     admin?.closeAllConnections()
@@ -212,29 +269,42 @@ export async function runWorker (configFile: string): Promise<void> {
   const running: { gw: Gateway | undefined } = { gw: undefined }
   // signals go to the whole process group; the primary coordinates, workers wait for its message
   process.on('SIGINT', () => undefined)
-  process.on('SIGHUP', () => undefined)
-  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else void running.gw.close().then(() => process.exit(0)) })
+  process.on('SIGHUP', function workerSighup () {
+    // the primary reloads and tells every worker; a SIGHUP to one worker alone would change nothing, say where to send it
+    const log = running.gw?.logger
+    const line = { signal: 'SIGHUP', primary_pid: process.ppid, lifecycle: true }
+    const msg = `SIGHUP received by a worker is not acted on: send it to the primary (pid ${process.ppid}), which reloads every worker`
+    if (log !== undefined) log.warn(line, msg)
+    else writeSync(1, JSON.stringify({ level: 'warn', pid: process.pid, time: new Date().toISOString(), msg, ...line }) + '\n')
+  })
+  const exitAfter = (g: Gateway): void => { void g.close().then(() => drainLogs(g.logger)).then(() => process.exit(0)) }
+  process.on('SIGTERM', () => { if (running.gw === undefined) process.exit(0); else exitAfter(running.gw) })
   const queued: ToWorker[] = []
-  let onStart: ((text: string) => void) | undefined
+  let onStart: ((m: { text: string, ipcStore?: boolean }) => void) | undefined
+  // store replies and revocation pushes are handled at once, also while the gateway starts (it awaits them)
+  const ipc = new IpcStore((m) => { process.send?.(m) }, systemClock)
   const handle = (g: Gateway, m: ToWorker): void => {
     if (m.type === 'reload') void g.reload(m.text).then(r => send({ type: 'reloaded', id: m.id, ok: r.ok, hash: r.ok ? r.hash : undefined, errors: r.ok ? undefined : r.errors }))
-    if (m.type === 'shutdown') void g.close().then(() => process.exit(0))
+    if (m.type === 'shutdown') exitAfter(g)
+    if (m.type === 'dashboard') send({ type: 'dashboard', id: m.id, data: g.dashboardData() })
   }
   process.on('message', (m: ToWorker) => {
     if (typeof m !== 'object' || m === null) return
-    if (m.type === 'start') { onStart?.(m.text); return }
+    if (ipc.handleMessage(m)) return
+    if (m.type === 'start') { onStart?.(m); return }
     if (running.gw === undefined) queued.push(m)
     else handle(running.gw, m)
   })
-  const text = await new Promise<string>((res) => { onStart = res; send({ type: 'hello' }) })
+  const { text, ipcStore } = await new Promise<{ text: string, ipcStore?: boolean }>((res) => { onStart = res; send({ type: 'hello' }) })
   onStart = undefined
-  const g = await Gateway.start({ configFile, configText: text, admin: false })
+  if (ipcStore === true) await ipc.sync()
+  const g = await Gateway.start({ configFile, configText: text, admin: false, store: ipcStore === true ? ipc : undefined })
   running.gw = g
   // constructing one registers prom-client's worker-side listener that answers the primary's /metrics
   // requests; setRegistries alone does not, and the primary's /metrics would wait forever
   void new AggregatorRegistry()
   AggregatorRegistry.setRegistries([g.metrics.registry])
-  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash }) }
+  const report = (): void => { const s = g.status(); send({ type: 'status', ready: s.ready, hash: s.config_hash, store: s.store }) }
   send({ type: 'ready', hash: g.status().config_hash, ready: g.status().ready })
   const timer = setInterval(report, 1000)
   timer.unref()

@@ -9,16 +9,22 @@ import { watchConfigFiles, type ConfigWatch } from './config/watch.js'
 import { loadPlugins } from './plugins-registry.js'
 import { loadExtensions } from './extensions/registry.js'
 import { compileRuntime, type Runtime } from './runtime/compile.js'
-import { createLogger } from './observability/logger.js'
+import { createLogger, logDestination } from './observability/logger.js'
 import { GatewayMetrics } from './observability/metrics.js'
 import { createAdminServer } from './observability/admin.js'
+import { ReloadHistory } from './observability/dashboard/reload-history.js'
+import { buildSummary, type DashboardSummary } from './observability/dashboard/summary.js'
+import type { StatsSnapshot } from './observability/dashboard/stats.js'
+import type { ClientActivityRow } from './authorization-server/client-activity.js'
 import { createRequestHandler } from './server/handler.js'
 import { applyLimits, createListener, effectiveMode, listen, tlsOptions, type BoundListener, type ListenerHandlers } from './server/listeners.js'
 import type { ListenerInfo } from './server/handler.js'
 import type { GatewayExtension } from './extensions/types.js'
 import type { z } from 'zod'
 import { MemoryStore } from './store/memory.js'
-import { systemClock, type Clock, type StateStore } from './store/types.js'
+import { systemClock, type Clock, type StateStore, type StoreStatus } from './store/types.js'
+import { createStore, storeStarted } from './store/create.js'
+import { StorePool } from './store/pool.js'
 
 export const VERSION = '0.1.0'
 
@@ -39,6 +45,8 @@ export interface GatewayOptions {
   onReload?: (r: ReloadResult) => void
   /** The clock for every TTL, window and expiry (default the system clock); tests pass one they move. */
   now?: Clock
+  /** The shared-state store to use instead of the one gateway.store describes (a cluster worker's IpcStore). */
+  store?: StateStore
 }
 
 export type ReloadResult = { ok: true, hash: string } | { ok: false, errors: string, diagnostics: readonly Diagnostic[] }
@@ -52,6 +60,8 @@ export interface ListenerAddress { readonly url: string, readonly host: string, 
 export class Gateway {
   readonly logger: Logger
   readonly metrics: GatewayMetrics
+  /** Reloads as the admin dashboard lists them. */
+  readonly reloads = new ReloadHistory()
   private runtime!: Runtime
   private bound: BoundListener[] = []
   private admin: Server | undefined
@@ -66,15 +76,24 @@ export class Gateway {
   private closed = false
   private plugins!: Awaited<ReturnType<typeof loadPlugins>>
   private extensions!: GatewayExtension[]
-  /** Shared state: outlives reloads; closed last. */
-  readonly store: StateStore
+  /** Shared state (gateway.store, chosen at start): outlives reloads; closed last. */
+  get store (): StateStore { return this.sharedStore }
+  private sharedStore: StateStore
+  /** deps.openStore's pooled connections. */
+  private readonly pool: StorePool
+  /** gateway.store as started: a reload cannot change it. */
+  private storeConfig = ''
   readonly now: Clock
 
   private constructor (private readonly opts: GatewayOptions) {
     this.logger = opts.logger ?? createLogger({ destination: opts.logDestination })
     this.metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics })
     this.now = opts.now ?? systemClock
-    this.store = new MemoryStore({ now: this.now })
+    // replaced at start by what gateway.store asks for; `check` keeps this one, which writes no file
+    this.sharedStore = new MemoryStore({ now: this.now, writeFiles: false })
+    this.pool = new StorePool({ now: this.now, logger: this.logger, observer: this.metrics })
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) this.metrics.trackLogDrops(() => dest.dropped)
   }
 
   /** Validate and compile a config without listening (certbound validate). Throws ConfigError. */
@@ -93,9 +112,20 @@ export class Gateway {
     await g.init()
     const text = opts.configText ?? g.readConfigFile()
     const cfg = await g.load(text)
-    g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now })
+    g.sharedStore = opts.store ?? createStore(cfg.settings.store, { now: g.now, logger: g.logger, observer: g.metrics, trustedCa: cfg.trustedCa })
+    g.storeConfig = JSON.stringify(cfg.settings.store)
+    await storeStarted(g.store)
+    try {
+      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool, revocationMetrics: g.metrics.revocation })
+    } catch (e) {
+      await g.store.close()
+      await g.pool.close()
+      throw e
+    }
     g.liveText = text
     if (opts.logger === undefined) g.logger.level = cfg.settings.log_level
+    const dest = logDestination(g.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = cfg.settings.access_log_buffer
     try {
       await g.listenAll()
     } catch (e) {
@@ -104,7 +134,7 @@ export class Gateway {
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
     if (opts.watchConfig === true) g.watchFiles(text)
-    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length }, 'certbound started')
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, lifecycle: true }, 'certbound started')
     return g
   }
 
@@ -146,6 +176,7 @@ export class Gateway {
         status: () => this.status(),
         reload: (yaml) => this.reload(yaml),
         allow: () => this.runtime.adminAllow,
+        dashboard: { summary: () => this.dashboardSummary(), settings: () => this.runtime.config.settings.admin_dashboard },
       })
       await new Promise<void>((res, rej) => {
         this.admin!.once('error', rej)
@@ -169,9 +200,11 @@ export class Gateway {
     return a === undefined || this.admin === undefined ? undefined : `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.adminPort}`
   }
 
-  status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, reasons?: string[] } {
+  status (): { ready: boolean, config_hash: string, started_at: string, uptime_s: number, version: string, store: StoreStatus, reasons?: string[] } {
     const reasons: string[] = []
     if (this.closed) reasons.push('stopping')
+    const store = this.store.status()
+    if (!store.connected) reasons.push(`store (${store.backend}) is not connected${store.detail !== undefined ? ': ' + store.detail : ''}`)
     for (const { plugin, instance } of this.runtime.instances) if (instance.ready !== undefined && !instance.ready()) reasons.push(`${plugin.def.name} at ${plugin.key} is not ready`)
     return {
       ready: reasons.length === 0,
@@ -179,8 +212,30 @@ export class Gateway {
       started_at: this.startedAt.toISOString(),
       uptime_s: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       version: VERSION,
+      store,
       reasons: reasons.length > 0 ? reasons : undefined,
     }
+  }
+
+  /** This process's dashboard data: what a cluster worker sends the primary. */
+  dashboardData (): { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus } {
+    let clients: ClientActivityRow[] | undefined
+    for (const e of this.runtime.extensions) if (e.dashboardClients !== undefined) (clients ??= []).push(...e.dashboardClients())
+    return { stats: this.metrics.dashboard.snapshot(), clients, store: this.store.status() }
+  }
+
+  /** GET /api/summary (admin listener). */
+  async dashboardSummary (): Promise<DashboardSummary> {
+    const d = this.dashboardData()
+    return buildSummary({
+      now: Date.now(),
+      config: this.runtime.config,
+      status: this.status(),
+      stats: d.stats,
+      clients: d.clients,
+      reloads: this.reloads.summary(),
+      store: d.store,
+    })
   }
 
   /**
@@ -194,6 +249,7 @@ export class Gateway {
     this.reloading = this.doReload(text)
     try {
       const r = await this.reloading
+      this.reloads.record(r)
       this.opts.onReload?.(r)
       return r
     } finally { this.reloading = undefined }
@@ -205,7 +261,11 @@ export class Gateway {
     try {
       text = given ?? this.readConfigFile()
       const cfg = await this.load(text)
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now })
+      if (JSON.stringify(cfg.settings.store) !== this.storeConfig) {
+        cfg.source.report(['gateway', 'store'], 'CB_CFG_INVALID', 'gateway.store cannot change on a reload (the shared state would split): restart to apply it')
+        throw new ConfigError(cfg.file, [...cfg.source.diagnostics])
+      }
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool, revocationMetrics: this.metrics.revocation })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {
@@ -233,7 +293,9 @@ export class Gateway {
     this.watcher?.setFiles(tlsFilesOf(next.config))
     for (const { instance } of next.instances) instance.start?.()
     this.metrics.reloads.inc({ result: 'applied' })
-    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length }, 'config reloaded')
+    const dest = logDestination(this.logger)
+    if (dest !== undefined) dest.maxQueuedBytes = next.config.settings.access_log_buffer
+    this.logger.info({ config_hash: next.config.hash, previous: prev.config.hash, routes: next.routes.length, lifecycle: true }, 'config reloaded')
     void prev.close(prev.config.settings.limits.drain_timeout).catch(() => undefined)
     return { ok: true, hash: next.config.hash }
   }
@@ -314,8 +376,9 @@ export class Gateway {
       await new Promise<void>(r => this.admin!.close(() => r()))
     }
     if (this.runtime !== undefined) await this.runtime.close(drain)
+    await this.pool.close()
     await this.store.close()
-    this.logger.info('certbound stopped')
+    this.logger.info({ lifecycle: true }, 'certbound stopped')
     // the last lines must reach stdout before the process exits; a destination that never calls back must not hang it
     await new Promise<void>(r => { setTimeout(r, 1000).unref(); try { this.logger.flush(() => r()) } catch { r() } })
   }

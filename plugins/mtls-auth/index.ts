@@ -11,7 +11,9 @@ import {
   certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain,
   VERIFIED_CLIENT_CERTIFICATE, type ChainFailureReason, type ChainResult, type TrustStore,
 } from '../../src/auth/verify-chain.js'
+import { admits } from '../../src/auth/revocation/online-checker.js'
 import { schema, type MtlsAuthConfig } from './schema.js'
+import { createOnlineChecker, issuerIn } from './revocation.js'
 
 type FailureReason = ChainFailureReason | 'subject_dn' | 'revoked' | 'revocation_unknown'
 
@@ -86,9 +88,12 @@ export default definePlugin({
     const store: TrustStore = createTrustStore(anchors)
     const subjectDn = compileSubjectDn(config.subject_dn)
     const mode = config.revocation_check_mode
-    if (mode === 'STRICT' && config.crl_files.length === 0) {
-      throw new PluginConfigError(['crl_files'], 'revocation_check_mode STRICT needs crl_files: OCSP is not implemented, so without a CRL no certificate could pass')
+    if (mode === 'STRICT' && listenerMode) {
+      throw new PluginConfigError(['revocation_check_mode'], 'STRICT needs ca_certificates: OCSP responses and CRLs are verified against the CA that issued the client certificate')
     }
+    const online = createOnlineChecker(config, deps)
+    const clock = deps.now
+    let refreshTimer: NodeJS.Timeout | undefined
     if (listenerMode && mode !== 'SKIP' && config.crl_files.length > 0) {
       throw new PluginConfigError(['ca_certificates'], 'is required with crl_files: a CRL is verified against the CA certificate that signed it')
     }
@@ -117,21 +122,44 @@ export default definePlugin({
 
     // PeerCertificate objects are created once per TLS connection (src/server/peer.ts), so this caches the
     // verification per connection, and a resumed session (a new connection) is verified afresh.
-    const verdicts = new WeakMap<PeerCertificate, Verdict>()
+    // A pending online check is stored too, so concurrent requests with the certificate wait for one check.
+    const verdicts = new WeakMap<PeerCertificate, Verdict | Promise<Verdict>>()
 
-    function revocationProblem (chain: readonly X509Certificate[], at: number): { reason: FailureReason, detail: string, until: number } | { until: number } {
+    function revocationProblem (chain: readonly X509Certificate[], at: number): { reason: FailureReason, detail: string, until: number } | { until: number, leafKnown: boolean } {
       let until = Number.POSITIVE_INFINITY
-      if (crls === undefined) return { until }
+      let leafKnown = false
+      if (crls === undefined) return { until, leafKnown }
       // The leaf (unless it is itself a configured anchor), then intermediates below the anchor. STRICT demands a
-      // current CRL for the leaf's issuer; intermediates are checked when a CRL from their issuer is loaded.
+      // good answer for the leaf — from a current CRL file, else online (onlineVerdict); intermediates are checked
+      // when a CRL from their issuer is loaded.
       for (let i = 0; i < chain.length - 1; i++) {
         if (store.fingerprints.has(certificateFingerprint(chain[i]))) break
         const a = crls.status(chain[i], chain[i + 1], at)
         if (a.status === 'revoked') return { reason: 'revoked', detail: a.detail, until: Math.min(until, a.until) }
-        if (a.status === 'unknown' && mode === 'STRICT' && i === 0) return { reason: 'revocation_unknown', detail: a.detail, until: at + NEGATIVE_VERDICT_MS }
+        // the leaf's status, when crl_files do not give it, is asked online (OCSP, then CRL distribution points)
+        if (i === 0) leafKnown = a.status === 'good'
+        if (i === 0) deps.revocationMetrics?.check('crl_file', a.status)
         until = Math.min(until, a.until)
       }
-      return { until }
+      return { until, leafKnown }
+    }
+
+    /** The online part (issue 18): the leaf's status from its OCSP responder or CRL distribution point. */
+    async function onlineVerdict (c: PeerCertificate, chain: readonly X509Certificate[], ok: Extract<Verdict, { ok: true }>, generation: number): Promise<Verdict> {
+      const issuer = issuerIn(chain, c.x509)
+      const r = issuer === undefined
+        ? { status: 'error' as const, source: 'none', detail: `the issuer of ${c.subject} is not known here (add it to ca_certificates)`, until: clock() + NEGATIVE_VERDICT_MS }
+        : await online!.check(c.x509, issuer)
+      if (issuer === undefined) deps.revocationMetrics?.check('none', 'error')
+      if (!admits(mode, r.status)) {
+        return { ok: false, reason: r.status === 'revoked' ? 'revoked' : 'revocation_unknown', detail: r.detail, until: Math.min(r.until, clock() + NEGATIVE_VERDICT_MS), crlGeneration: generation }
+      }
+      if (r.status !== 'good') {
+        // a certificate that publishes no OCSP responder or CRL is the common case in private PKIs: not a warning
+        const level = r.source === 'none' && r.status === 'unknown' ? 'debug' : 'warn'
+        deps.logger[level]({ where: deps.where, subject: c.subject, serial: c.serialNumber, status: r.status, detail: r.detail }, 'client certificate revocation status unavailable; allowed by revocation_check_mode IGNORE_CA_ERROR')
+      }
+      return { ...ok, until: Math.min(ok.until, r.until) }
     }
 
     // Listener mode: OpenSSL verified the chain against client_ca during the handshake (TlsIdentity.verified, which
@@ -144,7 +172,7 @@ export default definePlugin({
       return { ok: true, chain: Object.freeze([c.x509, ...c.chain]), validFrom: from, validTo: to }
     }
 
-    function verify (c: PeerCertificate, at: number, listenerVerified: boolean): Verdict {
+    function verify (c: PeerCertificate, at: number, listenerVerified: boolean): Verdict | Promise<Verdict> {
       const generation = crls?.generation ?? 0
       const failed = (reason: FailureReason, detail: string, until = at + NEGATIVE_VERDICT_MS): Verdict =>
         ({ ok: false, reason, detail, until, crlGeneration: generation })
@@ -155,32 +183,51 @@ export default definePlugin({
       if (subjectDn !== undefined && !subjectDn.test(c.subject)) return failed('subject_dn', `subject "${c.subject}" does not match subject_dn`)
       const rev = revocationProblem(r.chain, at)
       if ('reason' in rev) return failed(rev.reason, rev.detail, rev.until)
-      return { ok: true, chain: r.chain, headers: certificateHeaders(config, c), until: Math.min(r.validTo, rev.until), crlGeneration: generation }
+      const ok: Verdict = { ok: true, chain: r.chain, headers: certificateHeaders(config, c), until: Math.min(r.validTo, rev.until), crlGeneration: generation }
+      if (online === undefined || rev.leafKnown) return ok
+      return onlineVerdict(c, r.chain, ok, generation)
+    }
+
+    function answer (ctx: RequestContext, cert: PeerCertificate, v: Verdict): void {
+      if (!v.ok) {
+        throw new GatewayError('CB_ERR_CERT_INVALID', { status, detail: `${v.reason}: ${v.detail}` })
+      }
+      ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: cert, chain: v.chain })
+      for (const [name, value] of v.headers) ctx.setUpstreamHeader(name, value)
     }
 
     return {
       requestClientCertificate: true,
       identityHeaders,
-      access: function mtlsAuthAccess (ctx: RequestContext): void {
+      access: function mtlsAuthAccess (ctx: RequestContext): void | Promise<void> {
         // Never trust the listener's `authorized` alone (nodejs/node#35317): a certificate must be present,
         // and it is verified here against this plugin's CAs whatever the listener's client_certificate mode.
         const cert = ctx.tls?.certificate ?? null
         if (cert === null) {
           throw new GatewayError('CB_ERR_CERT_MISSING', { status, detail: ctx.tls === null ? 'plain HTTP request' : 'no client certificate in the TLS session' })
         }
-        const now = Date.now()
+        const now = clock()
         let v = verdicts.get(cert)
-        if (v === undefined || now > v.until || v.crlGeneration !== (crls?.generation ?? 0)) {
+        if (v === undefined || (!(v instanceof Promise) && (now > v.until || v.crlGeneration !== (crls?.generation ?? 0)))) {
           v = verify(cert, now, ctx.tls?.verified === true)
+          if (v instanceof Promise) {
+            const pending = v
+            v.then((done) => { if (verdicts.get(cert) === pending) verdicts.set(cert, done) }, () => { verdicts.delete(cert) })
+          }
           verdicts.set(cert, v)
         }
-        if (!v.ok) {
-          throw new GatewayError('CB_ERR_CERT_INVALID', { status, detail: `${v.reason}: ${v.detail}` })
+        if (v instanceof Promise) return v.then(done => answer(ctx, cert, done))
+        answer(ctx, cert, v)
+      },
+      start (): void {
+        // downloaded CRLs are renewed ahead of their nextUpdate even while no client needs them
+        if (online !== undefined) {
+          refreshTimer = setInterval(() => { void online.refreshDue() }, Math.min(config.cert_cache_ttl, 60_000))
+          refreshTimer.unref()
         }
-        ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: cert, chain: v.chain })
-        for (const [name, value] of v.headers) ctx.setUpstreamHeader(name, value)
       },
       close (): Promise<void> {
+        if (refreshTimer !== undefined) clearInterval(refreshTimer)
         crls?.close()
         return Promise.resolve()
       },

@@ -27,15 +27,15 @@ export const schema = z.strictObject({
     .describe('Regular expression the RFC 4514 subject (most specific RDN first, e.g. "CN=client1,O=Callista Enterprise AB,C=SE") ' +
       'must match as a whole, like Keycloak\'s x509.subjectdn with regex comparison (".*O=Callista Enterprise AB,.*")'),
   revocation_check_mode: z.enum(['SKIP', 'IGNORE_CA_ERROR', 'STRICT']).default('IGNORE_CA_ERROR')
-    .describe('SKIP: no revocation check. IGNORE_CA_ERROR: refuse a revoked certificate, accept one whose status is ' +
-      'unknown (no CRL for its issuer, or the CRL is past nextUpdate). STRICT: refuse unless a current CRL says ' +
-      'the certificate is good (needs crl_files). OCSP is not implemented'),
+    .describe('SKIP: no revocation check. IGNORE_CA_ERROR: refuse a revoked certificate; accept one whose status cannot ' +
+      'be had (responder down or slow, bad response, no CRL) — logged and counted. STRICT: refuse unless crl_files, ' +
+      'the OCSP responder of the certificate\'s AIA or its CRL distribution point says it is good'),
   crl_files: z.array(z.string().min(1)).default([])
     .describe('CRL files (PEM or DER, relative to the config file), each signed by a certificate in ca_certificates. ' +
-      'Re-read when they change (checked every cert_cache_ttl)'),
+      'Re-read when they change (checked every cert_cache_ttl). Consulted before OCSP and CRL distribution points'),
   cert_cache_ttl: z.number().int().min(1000).default(60_000)
-    .describe('Kong: how often the revocation status is refreshed, in ms. Here: how often crl_files are checked for ' +
-      'changes; a changed CRL applies to connections already open'),
+    .describe('Kong: the longest a revocation answer (OCSP, downloaded CRL) is reused, in ms (never past its nextUpdate); ' +
+      'also how often crl_files are checked for changes. A changed answer applies to connections already open'),
   error_response_code: z.number().int().min(400).max(599).default(401)
     .describe('Callista\'s key: the HTTP status for a missing or failed certificate (default 401, as Kong)'),
 
@@ -58,12 +58,12 @@ export const schema = z.strictObject({
     .describe('Kong: consumer cache lifetime in seconds. Accepted and ignored (verification is cached per TLS connection)'),
   send_ca_dn: z.boolean().default(false)
     .describe('Kong: send the CA names in the TLS CertificateRequest. Accepted and ignored (the listener decides)'),
-  http_timeout: z.number().min(0).default(30_000)
-    .describe('Kong: timeout of OCSP/CRL downloads in ms. Accepted and ignored (CRLs come from crl_files; OCSP is not implemented)'),
-  http_proxy_host: z.string().optional().describe('Kong: proxy for OCSP/CRL downloads. Accepted and ignored'),
-  http_proxy_port: z.number().int().min(0).max(65535).optional().describe('Kong: proxy port for OCSP/CRL downloads. Accepted and ignored'),
-  https_proxy_host: z.string().optional().describe('Kong: HTTPS proxy for OCSP/CRL downloads. Accepted and ignored'),
-  https_proxy_port: z.number().int().min(0).max(65535).optional().describe('Kong: HTTPS proxy port for OCSP/CRL downloads. Accepted and ignored'),
+  http_timeout: z.number().int().min(1).default(30_000)
+    .describe('Kong: the longest one OCSP request or CRL download may take, in ms; past it the status is unavailable'),
+  http_proxy_host: z.string().min(1).optional().describe('Kong: HTTP forward proxy (host) for OCSP and CRL requests to http:// URLs; needs http_proxy_port'),
+  http_proxy_port: z.number().int().min(1).max(65535).optional().describe('Kong: port of http_proxy_host'),
+  https_proxy_host: z.string().min(1).optional().describe('Kong: HTTP forward proxy (host, CONNECT) for OCSP and CRL requests to https:// URLs; needs https_proxy_port'),
+  https_proxy_port: z.number().int().min(1).max(65535).optional().describe('Kong: port of https_proxy_host'),
 })
 
 export type MtlsAuthConfig = z.output<typeof schema>

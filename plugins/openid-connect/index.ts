@@ -5,6 +5,7 @@ import type { Credential, RequestContext } from '../../src/pipeline/context.js'
 import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
 import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
 import { compileTrustedIps, createCertSource, type CertSource } from '../../src/auth/cert-source.js'
+import { createHeaderRevocationCheck, type HeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
 import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
 import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
 import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
@@ -19,6 +20,7 @@ import type { PeerCertificate } from '../../src/server/peer.js'
 import type { Clock } from '../../src/store/types.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
 import { IdpState } from './idp.js'
+import { assertNotRevokedLocally } from '../../src/pipeline/local-issuer.js'
 
 const NAME = 'openid-connect'
 /** Verified tokens remembered per plugin instance. */
@@ -101,6 +103,8 @@ class OpenidConnect implements PluginInstance {
     dpopVerifier: DpopVerifier | undefined,
     private readonly challenger: Challenger,
     private readonly now: Clock,
+    /** certificate_header_revocation_check_mode: revocation of a certificate forwarded by a trusted proxy. */
+    headerRevocation?: HeaderRevocationCheck,
   ) {
     this.requestClientCertificate = c.proof_of_possession_mtls !== 'off'
     this.bearer = c.auth_methods.includes('bearer')
@@ -128,6 +132,10 @@ class OpenidConnect implements PluginInstance {
       mtls: c.proof_of_possession_mtls,
       dpop: c.proof_of_possession_dpop,
       certificate: (ctx: RequestContext) => this.clientCertificate(ctx),
+      // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
+      certificateRevoked: headerRevocation === undefined
+        ? undefined
+        : (ctx: RequestContext, cert: PeerCertificate) => ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
       dpopVerifier,
     })
     this.schemes = Object.freeze({ header: 'authorization', bearer: c.proof_of_possession_dpop !== 'strict', dpop: c.proof_of_possession_dpop !== 'off' })
@@ -215,6 +223,8 @@ class OpenidConnect implements PluginInstance {
 
   private grant (ctx: RequestContext, e: Entry, presented: PresentedToken): void {
     if (!e.scopeOk) throw insufficientScope(this.scopeHint, `token scope "${e.credential.scope}" satisfies none of scopes_required`)
+    // per request, cached or not: the built-in AS's revocations hold at once (gateway.store's replica)
+    assertNotRevokedLocally(this.idp.localIssuer(), e.credential.claims)
     ctx.credential = e.credential
     const h = e.headers
     for (let i = 0; i < h.length; i += 2) ctx.setUpstreamHeader(h[i], h[i + 1])
@@ -358,6 +368,6 @@ export default definePlugin({
       ? undefined
       : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
     const { verifier, challenger } = createDpop(config, deps, { trustedProxies: compileTrustedIps(config.trusted_ips), leewayS: config.leeway, bearer: true })
-    return new OpenidConnect(config, idp, log, introspection, certSource, verifier, challenger, deps.now)
+    return new OpenidConnect(config, idp, log, introspection, certSource, verifier, challenger, deps.now, createHeaderRevocationCheck(config, config.certificate_header, deps))
   },
 })

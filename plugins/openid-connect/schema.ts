@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
 import { dpopSchemaFields } from '../../src/auth/dpop/setup.js'
+import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
 
 /** Kong's `auth_methods` names: all accepted by the schema, so a Kong config gets a precise message. */
 export const KONG_AUTH_METHODS = [
@@ -121,6 +122,7 @@ export const openidConnectSchema = z.strictObject({
   trusted_ips: z.array(z.string().min(1)).default([])
     .describe('(certbound) Direct peers (IPs or CIDRs) allowed to send certificate_header, and whose ' +
       'X-Forwarded-Proto/-Host/-Port give the URI a DPoP proof\'s htu is checked against'),
+  ...headerRevocationKeys,
 }).superRefine(function checkOpenidConnect (c, ctx) {
   const pop = c.proof_of_possession_mtls !== 'off' || c.proof_of_possession_dpop !== 'off'
   c.auth_methods.forEach((m, i) => {

@@ -2,7 +2,7 @@ import { createPrivateKey, hash, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
 import type { Credential, RequestContext } from '../../src/pipeline/context.js'
-import { localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
+import { assertNotRevokedLocally, localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
 import type { HttpRequestOptions } from '../../src/http-client/types.js'
 import { insufficientScope, invalidToken } from '../../src/errors/index.js'
 import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
@@ -13,6 +13,7 @@ import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-bindi
 import { IntrospectionClient } from '../../src/auth/introspection-client.js'
 import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
 import { CidrSet, createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
+import { createHeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
 /** An introspection result, cached per token hash. */
@@ -111,6 +112,7 @@ export default definePlugin({
       format: config.certificate_header_format,
       trustedIps: config.trusted_ips,
     })
+    const headerRevocation = createHeaderRevocationCheck(config, config.certificate_header, deps)
     const tokenHeader = config.token_header.toLowerCase()
     if (config.proof_of_possession_dpop !== 'off' && tokenHeader !== 'authorization') {
       // RFC 9449 §7.1: a DPoP-bound token travels as "Authorization: DPoP <token>"; any other header would be a downgrade
@@ -144,6 +146,8 @@ export default definePlugin({
       mtls: config.certificate_binding,
       dpop: config.proof_of_possession_dpop,
       certificate: ctx => certSource.resolve(ctx),
+      // a certificate forwarded by a trusted proxy: is it revoked? (certificate_header_revocation_check_mode)
+      certificateRevoked: headerRevocation === undefined ? undefined : (_ctx, cert, source) => source === 'header' ? headerRevocation(cert) : undefined,
       dpopVerifier: verifier,
     }
 
@@ -191,6 +195,8 @@ export default definePlugin({
 
     function grant (ctx: RequestContext, e: ActiveEntry, presented: PresentedToken): void {
       if (e.missingScopes !== undefined) throw insufficientScope(required.join(' '), `the token lacks scope ${e.missingScopes}`)
+      // a cached answer of the built-in AS must not outlive a revocation (gateway.store's replica says at once)
+      assertNotRevokedLocally(deps.local.get<LocalIssuer>(localKey), e.credential.claims)
       ctx.credential = e.credential
       for (const [name, value] of e.headers) ctx.setUpstreamHeader(name, value)
       if (presented.scheme === 'dpop') ctx.setUpstreamHeader('x-credential-token-type', 'DPoP')

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { RequestContext } from '../pipeline/context.js'
 import type { PeerCertificate } from '../server/peer.js'
-import { invalidToken } from '../errors/index.js'
+import { invalidToken, type GatewayError } from '../errors/index.js'
 import type { Confirmation } from './cnf.js'
 import type { DpopVerifier } from './dpop/proof.js'
 import type { PresentedToken } from './token-extraction.js'
@@ -9,8 +9,11 @@ import type { PresentedToken } from './token-extraction.js'
 /** Kong's proof_of_possession_* values. off: the member is not checked; optional: bound tokens are; strict: every token must be bound. */
 export type BindingMode = 'off' | 'optional' | 'strict'
 
-/** The certificate a request is bound to, and why there is none (for the log). */
-export type CertificateOf = (ctx: RequestContext) => { readonly certificate: PeerCertificate | null, readonly reason?: string }
+/** The certificate a request is bound to, where it came from, and why there is none (for the log). */
+export type CertificateOf = (ctx: RequestContext) => { readonly certificate: PeerCertificate | null, readonly reason?: string, readonly source?: 'tls' | 'header' }
+
+/** A revocation check of the bound certificate (OCSP/CRL for a certificate forwarded by a trusted proxy): the refusal, or undefined. */
+export type CertificateRevoked = (ctx: RequestContext, cert: PeerCertificate, source: 'tls' | 'header' | undefined) => GatewayError | undefined | Promise<GatewayError | undefined>
 
 /**
  * How a route checks sender-constrained tokens: one verifier per `cnf` member (RFC 8705 `x5t#S256` → the TLS or
@@ -20,6 +23,8 @@ export interface BindingPolicy {
   readonly mtls: BindingMode
   readonly dpop: BindingMode
   readonly certificate: CertificateOf
+  /** Run after the thumbprint matched (certificate_header_revocation_check_mode). */
+  readonly certificateRevoked?: CertificateRevoked
   /** Required when `dpop` is not off. */
   readonly dpopVerifier: DpopVerifier | undefined
 }
@@ -54,22 +59,37 @@ export function enforceBinding (ctx: RequestContext, cnf: Confirmation | undefin
   if (cnf?.unsupported !== undefined) throw invalidToken(`the token is bound by cnf member(s) ${cnf.unsupported.join(', ')}, which certbound cannot verify`, BINDING)
   const x5t = cnf?.['x5t#S256']
   const jkt = cnf?.jkt
+  // every synchronous refusal first, so no started revocation check is left unobserved
+  const verifier = policy.dpopVerifier
+  if (jkt !== undefined) {
+    if (dpop === 'off' || verifier === undefined) throw invalidToken('the token is DPoP-bound (cnf.jkt) and proof_of_possession_dpop is off on this route', BINDING)
+    // RFC 9449 §7.2: a DPoP-bound token must not be accepted as a bearer token (no downgrade)
+    if (presented.scheme !== 'dpop') throw invalidToken('a DPoP-bound token was sent with the Bearer scheme', BINDING)
+  } else {
+    // RFC 9449 §7.1: the DPoP scheme says the token is DPoP-bound; one that is not cannot be checked against the proof
+    if (presented.scheme === 'dpop') throw invalidToken('the token was sent with the DPoP scheme but is not DPoP-bound (no cnf.jkt)', BINDING)
+    if (x5t === undefined && mtls === 'strict') throw invalidToken('proof_of_possession_mtls is strict and the token is not certificate-bound (no cnf)', BINDING)
+    if (x5t === undefined && dpop === 'strict') throw invalidToken('proof_of_possession_dpop is strict and the token is not DPoP-bound (no cnf.jkt)', BINDING)
+  }
+  let revocation: Promise<void> | undefined
   if (x5t !== undefined) {
     if (mtls === 'off') throw invalidToken('the token is certificate-bound (cnf."x5t#S256") and proof_of_possession_mtls is off on this route', BINDING)
     const src = policy.certificate(ctx)
     if (src.certificate === null) throw invalidToken(`certificate-bound token presented without a client certificate${src.reason === undefined ? '' : ': ' + src.reason}`, BINDING)
     if (!certificateMatches(x5t, src.certificate)) throw invalidToken('cnf."x5t#S256" does not match the client certificate', BINDING)
+    const refused = policy.certificateRevoked?.(ctx, src.certificate, src.source)
+    if (refused instanceof Promise) revocation = refused.then(throwIfRefused)
+    else if (refused !== undefined) throw refused
   }
   if (jkt !== undefined) {
-    if (dpop === 'off' || policy.dpopVerifier === undefined) throw invalidToken('the token is DPoP-bound (cnf.jkt) and proof_of_possession_dpop is off on this route', BINDING)
-    // RFC 9449 §7.2: a DPoP-bound token must not be accepted as a bearer token (no downgrade)
-    if (presented.scheme !== 'dpop') throw invalidToken('a DPoP-bound token was sent with the Bearer scheme', BINDING)
-    return policy.dpopVerifier.verify(ctx, { token: presented.token, jkt }).then(noop)
+    const proof = (): Promise<void> => verifier!.verify(ctx, { token: presented.token, jkt }).then(noop)
+    return revocation === undefined ? proof() : revocation.then(proof)
   }
-  // RFC 9449 §7.1: the DPoP scheme says the token is DPoP-bound; one that is not cannot be checked against the proof
-  if (presented.scheme === 'dpop') throw invalidToken('the token was sent with the DPoP scheme but is not DPoP-bound (no cnf.jkt)', BINDING)
-  if (x5t === undefined && mtls === 'strict') throw invalidToken('proof_of_possession_mtls is strict and the token is not certificate-bound (no cnf)', BINDING)
-  if (x5t === undefined && dpop === 'strict') throw invalidToken('proof_of_possession_dpop is strict and the token is not DPoP-bound (no cnf.jkt)', BINDING)
+  return revocation
 }
 
 function noop (): void {}
+
+function throwIfRefused (err: GatewayError | undefined): void {
+  if (err !== undefined) throw err
+}

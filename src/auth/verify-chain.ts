@@ -20,6 +20,7 @@ export type ChainFailureReason =
   | 'not_yet_valid'
   | 'too_deep' // the path would exceed maxDepth
   | 'bad_purpose' // the leaf's extendedKeyUsage excludes the required purpose
+  | 'too_complex' // path building hit its fixed budget (MAX_SIGNATURE_CHECKS / MAX_ISSUER_CANDIDATES) first
 
 export type ChainResult =
   | { readonly ok: true, readonly chain: readonly X509Certificate[], readonly validFrom: number, readonly validTo: number }
@@ -58,7 +59,17 @@ export const VERIFIED_CLIENT_CERTIFICATE = new StateKey<VerifiedClientCertificat
 const EKU_ANY = '2.5.29.37.0'
 const EKU = { client_auth: '1.3.6.1.5.5.7.3.2', server_auth: '1.3.6.1.5.5.7.3.1' } as const
 
+/**
+ * Most signature verifications one chain may cost. A real path (depth ≤ 8, a cross-signed pair or a renewed
+ * root on the way) needs a handful; the budget is what bounds hostile input (a loop of same-named CAs used to
+ * cost k!/(k−8)! checks).
+ */
+export const MAX_SIGNATURE_CHECKS = 64
+/** Most issuer candidates (name matches) one chain may examine, each costing a `checkIssued`. */
+export const MAX_ISSUER_CANDIDATES = 512
+
 const fingerprints = new WeakMap<X509Certificate, string>()
+const keyFingerprints = new WeakMap<X509Certificate, string>()
 const validity = new WeakMap<X509Certificate, readonly [from: number, to: number]>()
 
 /** SHA-256 (hex) of a certificate's DER, memoised per object. */
@@ -109,6 +120,34 @@ export function parsePemCertificates (pem: string): X509Certificate[] {
   return out
 }
 
+/** SHA-256 (hex) of a certificate's SubjectPublicKeyInfo, memoised per object. */
+function publicKeyFingerprint (c: X509Certificate): string {
+  let fp = keyFingerprints.get(c)
+  if (fp === undefined) {
+    try {
+      fp = createHash('sha256').update(c.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
+    } catch {
+      fp = 'certificate:' + certificateFingerprint(c) // a key node:crypto cannot read: no sharing with others
+    }
+    keyFingerprints.set(c, fp)
+  }
+  return fp
+}
+
+function nodeKey (c: X509Certificate): string {
+  return c.subject + '\0' + publicKeyFingerprint(c)
+}
+
+function indexBySubject (certs: readonly X509Certificate[]): Map<string, X509Certificate[]> {
+  const m = new Map<string, X509Certificate[]>()
+  for (const c of certs) {
+    const list = m.get(c.subject)
+    if (list === undefined) m.set(c.subject, [c])
+    else list.push(c)
+  }
+  return m
+}
+
 function isSelfIssued (c: X509Certificate): boolean {
   return c.subject === c.issuer
 }
@@ -120,7 +159,7 @@ function describe (c: X509Certificate): string {
 // When several candidate paths fail, report the most telling reason: a signature or date problem on a path
 // that reached a trust anchor says more than "untrusted".
 const SEVERITY: Record<ChainFailureReason, number> = {
-  untrusted: 0, too_deep: 1, not_ca: 2, bad_signature: 3, bad_purpose: 4, not_yet_valid: 5, expired: 5,
+  untrusted: 0, too_complex: 0, too_deep: 1, not_ca: 2, bad_signature: 3, bad_purpose: 4, not_yet_valid: 5, expired: 5,
 }
 
 /**
@@ -145,30 +184,60 @@ export function verifyChain (leaf: X509Certificate, intermediates: readonly X509
   }
 
   const path: X509Certificate[] = [leaf]
-  const inPath = new Set<string>([certificateFingerprint(leaf)])
+  // RFC 4158 §2.4.2/§5.2: a path never repeats a (subject, public key) pair. Keyed by name + key rather than by
+  // certificate, so k re-issued copies of one CA (same name, same key) are one node, not k! orderings.
+  const inPath = new Set<string>([nodeKey(leaf)])
+  // Signature results per (certificate, issuer key): a failed edge is never checked twice, and issuers that
+  // share a key cost one check between them.
+  const signatures = new Map<string, boolean>()
+  const byIssuerName = indexBySubject(intermediates)
+  let signatureChecks = 0
+  let edges = 0
+  let exhausted = false
+
+  const verifiedBy = (cert: X509Certificate, issuer: X509Certificate): boolean | undefined => {
+    const k = certificateFingerprint(cert) + '/' + publicKeyFingerprint(issuer)
+    let ok = signatures.get(k)
+    if (ok === undefined) {
+      if (signatureChecks >= MAX_SIGNATURE_CHECKS) return undefined
+      signatureChecks += 1
+      try { ok = cert.verify(issuer.publicKey) } catch { ok = false }
+      signatures.set(k, ok)
+    }
+    return ok
+  }
 
   // Depth-first path building: trusted issuers first, then the peer's intermediates; backtrack on failure
-  // (cross-signed CAs can offer more than one path). Bounded by maxDepth and by never reusing a certificate.
+  // (cross-signed CAs can offer more than one path). Bounded by maxDepth, by never repeating a (name, key) in a
+  // path, and by a fixed budget of signature checks and issuer candidates per chain, whatever the input.
   const build = (cert: X509Certificate): boolean => {
     const trusted = store.fingerprints.has(certificateFingerprint(cert))
     if (trusted && (partial || isSelfIssued(cert))) return checkDates()
     if (path.length - 1 >= maxDepth) { fail('too_deep', `path from ${describe(leaf)} exceeds ${maxDepth} issuers`); return false }
+    const seen = new Set<string>()
     const candidates: Array<[X509Certificate, boolean]> = []
-    for (const a of store.bySubject.get(cert.issuer) ?? []) candidates.push([a, true])
-    for (const i of intermediates) if (i.subject === cert.issuer) candidates.push([i, false])
+    for (const a of store.bySubject.get(cert.issuer) ?? []) { seen.add(certificateFingerprint(a)); candidates.push([a, true]) }
+    for (const i of byIssuerName.get(cert.issuer) ?? []) {
+      const fp = certificateFingerprint(i)
+      if (!seen.has(fp)) { seen.add(fp); candidates.push([i, false]) }
+    }
     for (const [issuer, issuerTrusted] of candidates) {
-      const fp = certificateFingerprint(issuer)
-      if (inPath.has(fp)) continue
+      if (exhausted) return false
+      const node = nodeKey(issuer)
+      if (inPath.has(node)) continue
+      if (++edges > MAX_ISSUER_CANDIDATES) { exhausted = true; return false }
       if (!cert.checkIssued(issuer)) continue // name/AKID/keyUsage mismatch: not this issuer
-      if (!cert.verify(issuer.publicKey)) { fail('bad_signature', `signature of ${describe(cert)} does not verify with the key of ${describe(issuer)}`); continue }
+      const sig = verifiedBy(cert, issuer)
+      if (sig === undefined) { exhausted = true; return false }
+      if (!sig) { fail('bad_signature', `signature of ${describe(cert)} does not verify with the key of ${describe(issuer)}`); continue }
       // RFC 5280 §4.2.1.9: an issuer must be a CA. A self-signed anchor configured explicitly is trusted as is
       // (old v1 roots carry no basicConstraints).
       if (!issuer.ca && !(issuerTrusted && isSelfIssued(issuer))) { fail('not_ca', `issuer ${describe(issuer)} is not a CA (basicConstraints)`); continue }
       path.push(issuer)
-      inPath.add(fp)
+      inPath.add(node)
       if (build(issuer)) return true
       path.pop()
-      inPath.delete(fp)
+      inPath.delete(node)
     }
     return false
   }
@@ -191,5 +260,8 @@ export function verifyChain (leaf: X509Certificate, intermediates: readonly X509
   }
 
   if (build(leaf)) return { ok: true, chain: Object.freeze([...path]), validFrom, validTo }
+  if (exhausted) {
+    return { ok: false, reason: 'too_complex', detail: `gave up building a path from ${describe(leaf)} after ${signatureChecks} signature checks and ${Math.min(edges, MAX_ISSUER_CANDIDATES)} issuer candidates (${intermediates.length} certificates sent); ${best.reason}: ${best.detail}` }
+  }
   return { ok: false, reason: best.reason, detail: best.detail }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { SignJWT, jwtVerify, type JWTPayload, type JWTHeaderParameters } from 'jose'
 import type { KeySet } from './signing-keys.js'
-import type { RevocationStore } from './revocation-store.js'
+import { revocationUnknown, type RevocationStore } from './revocation-store.js'
 
 /** Longer strings are not tokens we issued (ours are well under 2 KiB): refused before any parsing. */
 const MAX_TOKEN_LENGTH = 8192
@@ -100,7 +100,10 @@ export class AccessTokens {
    */
   async introspect (token: string): Promise<Record<string, unknown>> {
     const c = await this.verify(token)
-    if (c === undefined || this.revocations.isRevoked(c.jti)) return { active: false }
+    if (c === undefined) return { active: false }
+    const revoked = this.revocations.isRevoked(c.jti)
+    if (revoked === undefined) throw revocationUnknown()
+    if (revoked) return { active: false }
     const out: Record<string, unknown> = { active: true }
     if (c.scope !== undefined) out.scope = c.scope
     out.client_id = c.client_id

@@ -7,10 +7,12 @@ import type { CompiledClient } from './clients.js'
 import { formDecode, param, type FormParams } from './form-body.js'
 import { OAuthError } from './oauth-error.js'
 import { verifySecret } from './secret-hash.js'
+import type { SecretCheckLimiter } from './secret-check-limiter.js'
 import type { AuthMethod } from './schema.js'
+import type { ClientRevocationCheck } from './client-revocation.js'
 
 /** Verifies a client certificate's chain against the configured CAs (RFC 8705 §2.1). */
-export type ChainVerifier = (cert: PeerCertificate) => { ok: true } | { ok: false, reason: string }
+export type ChainVerifier = (cert: PeerCertificate) => { ok: true, chain?: readonly X509Certificate[] } | { ok: false, reason: string }
 
 /** A client that proved who it is, and how. */
 export interface AuthenticatedClient {
@@ -36,10 +38,18 @@ const GENERIC = 'client authentication failed'
 export class ClientAuthenticator {
   /** Successful scrypt verifications, so a legitimate client does not pay scrypt on every request. */
   private readonly verified = new LRUCache<string, true>({ max: 1024, ttl: 10 * 60_000 })
+  /**
+   * Secrets that recently failed, per client (client_id + SHA-256 of the secret): a flood that repeats wrong
+   * secrets is refused without scrypt. Bounded in entries and time; per process, like `verified`.
+   */
+  private readonly failed = new LRUCache<string, true>({ max: 4096, ttl: 10 * 60_000 })
 
   constructor (
     private readonly clients: ReadonlyMap<string, CompiledClient>,
     private readonly verifyChain: ChainVerifier,
+    private readonly limiter?: SecretCheckLimiter,
+    /** Revocation of tls_client_auth certificates (revocation_check_mode); undefined = SKIP. */
+    private readonly revocation?: ClientRevocationCheck,
   ) {}
 
   async authenticate (req: IncomingMessage, params: FormParams, tls: TlsIdentity | null): Promise<AuthenticatedClient> {
@@ -69,7 +79,7 @@ export class ClientAuthenticator {
         if (p.basic !== undefined || p.postSecret !== undefined) throw fail(`presented a client secret; the client is registered for ${client.method}`)
         const cert = tls?.certificate ?? null
         if (cert === null) throw fail('no TLS client certificate on the connection', `client authentication failed: ${client.method} needs a TLS client certificate`)
-        const why = client.method === 'tls_client_auth' ? this.checkPki(client, cert) : checkSelfSigned(client, cert)
+        const why = client.method === 'tls_client_auth' ? await this.checkPki(client, cert) : checkSelfSigned(client, cert)
         if (why !== undefined) throw fail(`${why} (certificate subject "${cert.subject}", x5t#S256 ${cert.x5tS256})`)
         return { client, method: client.method }
       }
@@ -77,10 +87,12 @@ export class ClientAuthenticator {
   }
 
   /** RFC 8705 §2.1: chains to ca_certificates, and carries the registered subject. Undefined = ok. */
-  private checkPki (client: CompiledClient, cert: PeerCertificate): string | undefined {
+  private async checkPki (client: CompiledClient, cert: PeerCertificate): Promise<string | undefined> {
     const chain = this.verifyChain(cert)
     if (!chain.ok) return chain.reason
     if (!client.subject!.matches(cert)) return `the certificate does not match ${client.subject!.describe}`
+    // after the cheap checks: a stranger's certificate never causes an OCSP request
+    if (this.revocation !== undefined) return await this.revocation(cert, chain.chain ?? [cert.x509, ...cert.chain])
     return undefined
   }
 
@@ -89,8 +101,11 @@ export class ClientAuthenticator {
     if (client.secretHash === undefined) return false
     const key = client.id + '\0' + createHash('sha256').update(secret).digest('base64url')
     if (this.verified.has(key)) return true
-    const ok = await verifySecret(secret, client.secretHash)
+    if (this.failed.has(key)) return false
+    const hash = client.secretHash
+    const ok = this.limiter === undefined ? await verifySecret(secret, hash) : await this.limiter.run(client.id, () => verifySecret(secret, hash))
     if (ok) this.verified.set(key, true)
+    else this.failed.set(key, true)
     return ok
   }
 }

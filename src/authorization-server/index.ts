@@ -21,3 +21,4 @@ export { authorizationServerSchema, DEFAULTS, type AuthorizationServerConfig, ty
 export { createAuthorizationServer, AuthorizationServerConfigError, type AuthorizationServer } from './server.js'
 export { hashSecret, verifySecret } from './secret-hash.js'
 export { rotateKey, openKeyStore, type SigningAlg } from './signing-keys.js'
+export { rotateSharedKey } from './store-keys.js'

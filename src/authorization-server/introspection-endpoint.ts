@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
+import type { ClientActivity } from './client-activity.js'
 import type { FormHandler, RequestInfo } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
 import { OAuthError, sendJson } from './oauth-error.js'
 import type { RevocationStore } from './revocation-store.js'
+import { GatewayError } from '../errors/gateway-error.js'
 
 export interface IntrospectionOptions {
   readonly auth: ClientAuthenticator
@@ -26,7 +28,12 @@ export function introspectionEndpoint (o: IntrospectionOptions): FormHandler {
       info.log.warn({ client_id: client.id, outcome: 'not_allowed' }, 'authorization server: introspection by a client without introspection: true; answering active: false')
       body = { active: false }
     } else {
-      body = await o.tokens.introspect(token)
+      try {
+        body = await o.tokens.introspect(token)
+      } catch (e) {
+        if (e instanceof GatewayError && e.code === 'CB_ERR_STORE_UNAVAILABLE') throw storeDown(e)
+        throw e
+      }
       info.log.info({ client_id: client.id, outcome: body.active === true ? 'active' : 'inactive', token_client_id: body.client_id, jti: body.jti }, 'authorization server: token introspected')
     }
     sendJson(req, res, 200, body, { bodyRead: true })
@@ -35,6 +42,8 @@ export function introspectionEndpoint (o: IntrospectionOptions): FormHandler {
 
 export interface RevocationOptions extends IntrospectionOptions {
   readonly revocations: RevocationStore
+  /** Counts revocations per client (the token's) for the admin dashboard. */
+  readonly activity?: ClientActivity
 }
 
 /**
@@ -55,10 +64,21 @@ export function revocationEndpoint (o: RevocationOptions): FormHandler {
       if (claims.client_id !== client.id && !client.introspection) {
         throw new OAuthError('unauthorized_client', 'the token was not issued to this client', { detail: `token of client ${claims.client_id}` })
       }
-      await o.revocations.revoke(claims.jti, claims.exp)
+      try {
+        await o.revocations.revoke(claims.jti, claims.exp)
+      } catch (e) {
+        // RFC 7009 §2.2.1: 503 tells the client the token was NOT revoked and to retry
+        if (e instanceof GatewayError && e.code === 'CB_ERR_STORE_UNAVAILABLE') throw storeDown(e)
+        throw e
+      }
+      o.activity?.revoked(claims.client_id)
       info.log.info({ client_id: client.id, outcome: 'revoked', token_client_id: claims.client_id, jti: claims.jti }, 'authorization server: token revoked')
     }
     res.writeHead(200, { 'cache-control': 'no-store', pragma: 'no-cache', 'content-length': 0 })
     res.end()
   }
+}
+
+function storeDown (e: GatewayError): OAuthError {
+  return new OAuthError('temporarily_unavailable', 'the authorization server cannot reach its state store; retry later', { status: 503, detail: e.detail, headers: { 'retry-after': '1' } })
 }

@@ -92,6 +92,13 @@ export const authorizationServerSchema = z.strictObject({
   ca_certificates: fileList('PEM file(s) of the CAs tls_client_auth certificates must chain to (RFC 8705 §2.1), relative to the config file. Checked here, not by the listener: its client_ca may trust other CAs').optional(),
   allow_partial_chain: z.boolean().default(false)
     .describe('tls_client_auth: accept a chain that ends at any certificate in ca_certificates (an intermediate CA), not only at a self-signed root (OpenSSL X509_V_FLAG_PARTIAL_CHAIN)'),
+  revocation_check_mode: z.enum(['SKIP', 'IGNORE_CA_ERROR', 'STRICT']).default('IGNORE_CA_ERROR')
+    .describe('tls_client_auth: check the client certificate\'s revocation (OCSP at its AIA responder, else its CRL distribution points), as mtls-auth. ' +
+      'SKIP: no check. IGNORE_CA_ERROR: refuse a revoked certificate, allow (and log) one whose status cannot be had. STRICT: refuse unless it is known good'),
+  revocation_http_timeout: z.number().int().min(1).default(30_000)
+    .describe('tls_client_auth revocation: the longest one OCSP request or CRL download may take, in ms (mtls-auth http_timeout)'),
+  revocation_cache_ttl: z.number().int().min(1000).default(60_000)
+    .describe('tls_client_auth revocation: the longest an answer is reused, in ms, never past its nextUpdate (mtls-auth cert_cache_ttl)'),
   signing_keys: fileList('PEM private key file(s) (EC P-256, Ed25519, RSA ≥ 2048). The first signs; all are published in the JWKS. Rotate by putting the new key first and keeping the old one until its tokens expired').optional(),
   key_store: z.string().min(1).optional()
     .describe('JSON file of signing keys (JWKs), created with one key on first start (mode 0600) so a restart keeps issued tokens valid. The newest key signs; all publish. Default: <state_dir>/signing-keys.json'),
@@ -108,6 +115,17 @@ export const authorizationServerSchema = z.strictObject({
     .describe('Audiences clients may request with `resource` (RFC 8707) or `audience` (default: just the default audience)'),
   max_body_size: z.number().int().min(256).max(1024 * 1024).default(DEFAULTS.maxBodySize)
     .describe('Bytes of form body accepted by the token, introspection and revocation endpoints; beyond it: 400'),
+  client_secret_checks: z.strictObject({
+    concurrency: z.number().int().min(1).max(64).default(1)
+      .describe('scrypt verifications of client_secret_hash secrets running at once, per process (each holds a libuv thread-pool thread, a CPU core and 32 MiB for tens of ms); keep it well below UV_THREADPOOL_SIZE (default 4) and the cores. A secret that verified is cached, so this bounds only first and wrong attempts'),
+    queue: z.number().int().min(0).max(10_000).default(64)
+      .describe('Verifications that may wait for a slot; beyond it the request gets 503 temporarily_unavailable with Retry-After'),
+    per_client: z.number().int().min(1).max(10_000).default(8)
+      .describe('Verifications running or waiting for one client_id; beyond it 503 temporarily_unavailable with Retry-After'),
+    retry_after: z.number().int().min(1).max(3600).default(1).describe('Seconds in the Retry-After of that 503'),
+    failures_per_minute: z.number().int().min(1).max(100_000).default(20)
+      .describe('Failed secret checks one client_id may cost per minute (a token bucket); beyond it, secrets not already verified get 429 temporarily_unavailable with Retry-After and no scrypt. A secret that verified before still works'),
+  }).prefault({}).describe('Bounds on client secret verification, per process (a secret verified once is cached and a wrong one remembered for 10 minutes: neither costs scrypt again)'),
   endpoints: z.strictObject({
     token: pathField('token endpoint (RFC 6749 §3.2)', DEFAULTS.tokenPath),
     introspection: pathField('introspection endpoint (RFC 7662)', DEFAULTS.introspectionPath),

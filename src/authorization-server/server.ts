@@ -9,6 +9,8 @@ import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { createTrustStore, verifyChain } from '../auth/verify-chain.js'
 import { AccessTokens } from './access-tokens.js'
 import { ClientAuthenticator, type ChainVerifier } from './client-auth.js'
+import { ClientActivity } from './client-activity.js'
+import { SecretCheckLimiter } from './secret-check-limiter.js'
 import { compileClients, readCertificates, type ConfigProblem } from './clients.js'
 import { serveDocument, serveForm, type RequestInfo } from './endpoint.js'
 import { introspectionEndpoint, revocationEndpoint } from './introspection-endpoint.js'
@@ -16,9 +18,12 @@ import { buildMetadata, type EndpointUrls } from './metadata.js'
 import { sendJson } from './oauth-error.js'
 import { RevocationStore } from './revocation-store.js'
 import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
-import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
+import { KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
+import { sharedKeys } from './store-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
 import { createTokenEndpointDpop } from './dpop.js'
+import { clientRevocationCheck } from './client-revocation.js'
+import { createHttpClient } from '../http-client/index.js'
 
 const SECTION = 'authorization_server'
 
@@ -48,7 +53,7 @@ export interface AuthorizationServer extends ExtensionInstance {
 type Route = (req: IncomingMessage, res: ServerResponse, info: RequestInfo) => Promise<void> | void
 
 /** Load → compile → freeze: everything a request needs is decided here (STYLE.md rule 1). */
-export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger'> & Partial<Pick<ExtensionDeps, 'store' | 'now'>>): Promise<AuthorizationServer> {
+export async function createAuthorizationServer (config: AuthorizationServerConfig, deps: Pick<ExtensionDeps, 'resolvePath' | 'logger' | 'store' | 'now'> & Partial<Pick<ExtensionDeps, 'http' | 'stash' | 'revocationMetrics'>>): Promise<AuthorizationServer> {
   const log = deps.logger // the core's child logger for this section
   const problems: ConfigProblem[] = []
   // paths inside the section: the core prefixes `authorization_server` (PluginConfigError contract)
@@ -81,7 +86,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const store = createTrustStore(anchors)
   const verify: ChainVerifier = function verifyClientChain (cert) {
     const r = verifyChain(cert.x509, cert.chain, store, { allowPartialChain: config.allow_partial_chain, purpose: 'client_auth' })
-    return r.ok ? { ok: true } : { ok: false, reason: `${r.reason}: ${r.detail}` }
+    return r.ok ? { ok: true, chain: r.chain } : { ok: false, reason: `${r.reason}: ${r.detail}` }
   }
 
   const defaultAudience = config.audience ?? config.issuer
@@ -108,10 +113,13 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       const files = fileList(config.signing_keys, 'signing_keys')
       keys = await loadPemKeys(files.map(x => ({ file: deps.resolvePath(x.f), where: x.path })), config.signing_alg)
     } else {
-      const storeFile = config.key_store !== undefined ? deps.resolvePath(config.key_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.keyStoreFile) : undefined)
+      // with a shared store (redis) a state_dir file would give each node its own key: the store keeps them instead
+      const sharedBackend = deps.store.backend !== 'memory'
+      const storeFile = config.key_store !== undefined ? deps.resolvePath(config.key_store) : (stateDir !== undefined && !sharedBackend ? join(stateDir, DEFAULTS.keyStoreFile) : undefined)
+      if (storeFile !== undefined && sharedBackend) log.warn({ file: storeFile }, `key_store with gateway.store backend ${deps.store.backend}: every node must have a copy of this file, or tokens issued by one are refused by the others`)
       if (storeFile === undefined) {
-        log.warn('no key_store or state_dir: signing keys are ephemeral, every restart invalidates issued tokens')
-        keys = await ephemeralKeys(alg)
+        if (!sharedBackend) log.warn('no key_store or state_dir: signing keys are generated once and shared by every worker, but a restart invalidates issued tokens')
+        keys = await sharedKeys(deps.store, config.issuer, alg, deps.now)
       } else if (problems.every(p => p.path[0] !== 'state_dir')) {
         keys = await openKeyStore(storeFile, alg, (mode) => log.warn({ file: storeFile, mode: mode.toString(8) }, 'the key store is readable by group or others: chmod 600 it'))
       }
@@ -123,9 +131,9 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
 
   let revocations: RevocationStore | undefined
   const revocationFile = config.revocation_store !== undefined ? deps.resolvePath(config.revocation_store) : (stateDir !== undefined ? join(stateDir, DEFAULTS.revocationFile) : undefined)
-  if (revocationFile === undefined) log.warn('no revocation_store or state_dir: revocations are lost on restart')
+  if (revocationFile === undefined && deps.store.backend === 'memory') log.warn('no revocation_store or state_dir: revocations are lost on restart')
   try {
-    revocations = await RevocationStore.open(revocationFile)
+    revocations = await RevocationStore.open(deps.store, deps.now, revocationFile)
   } catch (e) {
     problems.push({ path: [config.revocation_store !== undefined ? 'revocation_store' : 'state_dir'], code: 'CB_CFG_FILE', message: (e as Error).message })
   }
@@ -135,24 +143,43 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   }
 
   const tokens = new AccessTokens(config.issuer, keys, revocations)
-  const auth = new ClientAuthenticator(clients, verify)
+  // without the core's client (the AS alone, in tests) a private one, closed with the server
+  const ownHttp = config.revocation_check_mode !== 'SKIP' && deps.http === undefined ? createHttpClient() : undefined
+  const revocation = clientRevocationCheck({
+    mode: config.revocation_check_mode,
+    httpTimeoutMs: config.revocation_http_timeout,
+    cacheTtlMs: config.revocation_cache_ttl,
+    http: deps.http ?? ownHttp!,
+    now: deps.now,
+    stash: deps.stash,
+    store: deps.store,
+    metrics: deps.revocationMetrics,
+    logger: log,
+  })
+  const secretChecks = config.client_secret_checks
+  const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
+    concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
+  }, deps.now), revocation)
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const dpop = createTokenEndpointDpop(config, deps, urls.token)
   const metadata = buildMetadata(config.issuer, urls, allScopes, dpop.algorithms)
   const metadataJson = JSON.stringify(metadata)
   const jwksJson = JSON.stringify(keys.jwks)
 
+  const revocationSet = revocations
   const localIssuer: LocalIssuer = Object.freeze({
     issuer: config.issuer,
+    isRevoked: (jti: string) => revocationSet.isRevoked(jti),
     metadata: () => metadata,
     jwks: () => structuredClone(keys.jwks),
     introspect: (token: string) => tokens.introspect(token),
   })
 
   const max = config.max_body_size
-  const token = tokenEndpoint({ auth, tokens, defaultAudience, dpop })
+  const activity = ClientActivity.shared(deps.stash, clients.keys())
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, dpop, activity })
   const introspect = introspectionEndpoint({ auth, tokens })
-  const revoke = revocationEndpoint({ auth, tokens, revocations })
+  const revoke = revocationEndpoint({ auth, tokens, revocations, activity })
   const formRoutes = new Map<string, Route>([
     [paths.token, (req, res, info) => serveForm(req, res, info, 'token', max, token)],
     [paths.introspection, (req, res, info) => serveForm(req, res, info, 'introspection', max, introspect)],
@@ -170,7 +197,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     clients: clients.size,
     kids: keys.keys.map(k => k.kid),
     signing_kid: keys.signing.kid,
-    revocations: revocations.size,
+    store: deps.store.backend,
     paths: [...routes.keys()],
   }, 'authorization server ready')
 
@@ -195,6 +222,10 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
       const done = route(req, res, info)
       return done === undefined ? true : done.then(() => true)
     },
-    close: async function closeAuthorizationServer () { await revocationStore.close() },
+    dashboardClients: () => activity.rows(clients.values()),
+    close: async function closeAuthorizationServer () {
+      await revocationStore.close()
+      await ownHttp?.close()
+    },
   }
 }

@@ -89,8 +89,8 @@ export async function loadPemKeys (files: ReadonlyArray<{ file: string, where: R
   return keySet(keys, signing)
 }
 
-interface StoredKey { created_at: number, jwk: NodeJwk }
-interface StoreFile { keys: StoredKey[] }
+export interface StoredKey { created_at: number, jwk: NodeJwk }
+export interface StoreFile { keys: StoredKey[] }
 
 function generate (alg: SigningAlg): KeyObject {
   switch (alg) {
@@ -100,7 +100,7 @@ function generate (alg: SigningAlg): KeyObject {
   }
 }
 
-function storedKey (alg: SigningAlg, createdAt = Math.floor(Date.now() / 1000)): StoredKey {
+export function storedKey (alg: SigningAlg, createdAt = Math.floor(Date.now() / 1000)): StoredKey {
   return { created_at: createdAt, jwk: generate(alg).export({ format: 'jwk' }) }
 }
 
@@ -138,10 +138,15 @@ export async function openKeyStore (file: string, alg: SigningAlg, onInsecureMod
   }
   const mode = statSync(file).mode & 0o777
   if ((mode & 0o077) !== 0) onInsecureMode?.(mode)
+  return await keysFromStored(store.keys, file)
+}
+
+/** A key set from stored private JWKs: the newest (by created_at) signs, every key publishes. */
+export async function keysFromStored (stored: readonly StoredKey[], where: string): Promise<KeySet> {
   const keys: SigningKey[] = []
-  for (const [i, k] of store.keys.entries()) {
+  for (const [i, k] of stored.entries()) {
     let pk: KeyObject
-    try { pk = createPrivateKey({ key: k.jwk, format: 'jwk' }) } catch (e) { throw new Error(`${file}: key ${i + 1} is not a valid private JWK: ${(e as Error).message}`) }
+    try { pk = createPrivateKey({ key: k.jwk, format: 'jwk' }) } catch (e) { throw new Error(`${where}: key ${i + 1} is not a valid private JWK: ${(e as Error).message}`) }
     keys.push(await describeKey(pk, k.created_at, ['key_store']))
   }
   let signing = keys[0]

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessTokens } from './access-tokens.js'
 import type { ClientAuthenticator } from './client-auth.js'
+import type { ClientActivity } from './client-activity.js'
 import type { CompiledClient } from './clients.js'
 import type { FormHandler, RequestInfo } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
@@ -15,6 +16,8 @@ export interface TokenEndpointOptions {
   readonly defaultAudience: string
   /** RFC 9449 §5 DPoP-bound tokens. */
   readonly dpop?: TokenEndpointDpop
+  /** Counts tokens issued per client for the admin dashboard. */
+  readonly activity?: ClientActivity
 }
 
 /** The token endpoint (RFC 6749 §3.2), client credentials grant (§4.4). */
@@ -39,6 +42,7 @@ export function tokenEndpoint (o: TokenEndpointOptions): FormHandler {
     const x5t = jkt === undefined && client.binding !== 'never' && cert !== null ? cert.x5tS256 : undefined
 
     const { token, claims } = await o.tokens.issue({ clientId: client.id, scopes, audience, ttl: client.ttl, x5tS256: x5t, jkt })
+    o.activity?.issued(client.id)
     info.log.info({ client_id: client.id, auth_method: method, outcome: 'issued', scope: claims.scope, aud: claims.aud, bound: x5t !== undefined ? 'x5t#S256' : (jkt !== undefined ? 'jkt' : false), jti: claims.jti, exp: claims.exp }, 'authorization server: access token issued')
     // RFC 6749 §5.1; token_type stays Bearer for certificate-bound tokens (RFC 8705 §3), DPoP for DPoP-bound (RFC 9449 §5)
     const body: Record<string, unknown> = { access_token: token, token_type: jkt === undefined ? 'Bearer' : 'DPoP', expires_in: client.ttl }

@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import { storeSchema } from '../store/schema.js'
+import { adminDashboardSchema } from './admin-dashboard.js'
 
 /** Shared field helpers. Every field has a description: docs/ is generated from these schemas. */
 export const duration = (d: string) => z.number().int().min(0).describe(d)
@@ -42,6 +44,19 @@ export const limitsSchema = z.strictObject({
   header_timeout: z.number().int().min(1).default(10_000)
     .describe('ms from the first byte of a request to the end of its headers (the slowloris guard): ' +
       'beyond it 408 and the connection is closed. At most request_timeout'),
+  max_header_count: z.number().int().min(16).max(10_000).default(2000)
+    .describe('Request header fields accepted (each counted, duplicates too); beyond it: 431 and the connection is closed. ' +
+      'Never silently truncated: a header past the limit is not ignored, the request is refused'),
+  handshake_timeout: z.number().int().min(1).default(10_000)
+    .describe('ms a TLS listener gives a new connection to complete its handshake; beyond it the connection is closed ' +
+      '(no answer can be written before a handshake). Half-open connections cost a descriptor each until then'),
+  max_handshakes_in_progress: z.number().int().min(1).max(1_000_000).default(1024)
+    .describe('TLS handshakes in progress at once per listener; a connection beyond it is closed at once and counted in ' +
+      'certbound_tls_handshakes_refused_total (completed connections are not counted)'),
+  max_handshakes_per_address: z.number().int().min(1).max(1_000_000).default(256)
+    .describe('TLS handshakes in progress at once from one client IP address, per listener, so that one source cannot take ' +
+      'all of max_handshakes_in_progress; beyond it a new connection from that address is closed at once (reason ' +
+      '"too_many_from_address"). Raise it when many clients reach the gateway through one NAT address'),
   request_timeout: duration('ms from the first byte of a request to the end of its body (0 = no limit): ' +
     'beyond it 408 (if no response has started) and the connection is closed. Bounds slow uploads too').default(60_000),
   keepalive_timeout: duration('ms an idle keep-alive connection stays open between requests (advertised as Keep-Alive: timeout=N; ' +
@@ -109,14 +124,20 @@ export const serviceSchema = z.strictObject({
 
 export const gatewaySchema = z.strictObject({
   listen: z.array(listenSchema).min(1).default([{ address: '127.0.0.1:8000', tls: undefined }]),
-  admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config)'),
-  admin_allow: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('CIDRs allowed to POST /config'),
+  admin_listen: z.string().optional().describe('host:port of the admin listener (/status, /metrics, POST /config, the dashboard at /)'),
+  admin_allow: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('CIDRs allowed to POST /config and to see the dashboard (GET /, GET /api/summary)'),
+  admin_dashboard: adminDashboardSchema.prefault({}).describe('The admin dashboard (GET /, GET /api/summary on admin_listen)'),
   trusted_certificates: z.union([z.string(), z.array(z.string())]).optional().describe('Extra CAs for outbound TLS (IdPs, upstreams)'),
   trusted_ips: z.array(z.string()).default([]).describe('Proxies whose X-Forwarded-For is kept (the real peer is appended)'),
   workers: z.number().int().min(0).max(64).default(0).describe('0: one process; N: a primary and N worker processes'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true).describe('One JSON line per request'),
+  access_log_buffer: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024)
+    .describe('Bytes of access-log (and other info/debug) lines that may wait for a slow stdout reader; beyond it lines are ' +
+      'dropped and counted (certbound_log_lines_dropped_total, and a warning at most every 10 s). Warnings, errors and ' +
+      'lifecycle lines (start, stop, reloads) are never queued behind them: they are written at once'),
   limits: limitsSchema.prefault({}),
+  store: storeSchema.prefault({}).describe('Shared state (revocations, generated signing keys, replay and rate-limit counters): memory (this node) or redis (every node)'),
 })
 
 export const rootSchema = z.strictObject({

@@ -6,6 +6,7 @@ import { ConfigSource } from './source.js'
 import { ConfigError, closest, type Diagnostic, type PathKey } from './diagnostic.js'
 import { gatewaySchema, listenSchema, pluginEntrySchema, rootSchema, routeSchema, serviceSchema, type GatewaySettings, type PluginEntry, type RootConfig, type RouteConfig, type ServiceConfig } from './schema.js'
 import { reportZodIssues } from './zod-issues.js'
+import { storeBackend } from '../store/schema.js'
 import type { PluginDefinition } from '../pipeline/types.js'
 
 export interface ResolvedTls {
@@ -320,6 +321,8 @@ function validate (src: ConfigSource, text: string, opts: LoadOptions): LoadedCo
     })
   })
 
+  checkStoreSharing(src, root.gateway, rawRoot.authorization_server)
+
   const sections: Record<string, { value: unknown, path: PathKey[] }> = {}
   for (const [name, schema] of opts.sections ?? []) {
     const value = rawRoot[name]
@@ -476,4 +479,17 @@ function getIn (obj: unknown, path: readonly PathKey[]): unknown {
 
 function formatKeys (p: readonly PathKey[]): string {
   return p.map((k, i) => typeof k === 'number' ? `[${k}]` : (i === 0 ? k : `.${k}`)).join('')
+}
+
+/**
+ * Settings that cannot be shared through gateway.store are refused here, with the reason (the rest is made coherent
+ * by the store itself: generated keys and revocations go through it on every backend).
+ */
+function checkStoreSharing (src: ConfigSource, settings: GatewaySettings | undefined, as: unknown): void {
+  const store = settings?.store
+  if (store === undefined || storeBackend(store) !== 'redis' || store.secret !== undefined) return
+  if (as === null || typeof as !== 'object') return
+  const a = as as Record<string, unknown>
+  if (a.signing_keys !== undefined || a.key_store !== undefined) return
+  src.report(['gateway', 'store'], 'CB_CFG_REQUIRED', 'the authorization server generates its signing keys into the store, which every node shares through Redis, encrypted: set gateway.store.secret (≥ 32 characters, e.g. ${{ env "CERTBOUND_STORE_SECRET" }}), or give authorization_server.signing_keys (PEM files every node has)', 'secret')
 }

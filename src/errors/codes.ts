@@ -24,6 +24,9 @@ export const ERRORS = {
   CB_ERR_DPOP_PROOF_MULTIPLE: { status: 400, message: 'More than one DPoP proof was sent' },
   CB_ERR_DPOP_REPLAY: { status: 401, message: 'The DPoP proof is invalid' },
   CB_ERR_DPOP_NONCE_REQUIRED: { status: 401, message: 'A DPoP nonce is required' },
+  CB_ERR_TOKEN_REVOKED: { status: 401, message: 'The access token is invalid' },
+  // shared state (gateway.store): a decision that needs it fails closed
+  CB_ERR_STORE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },
   // mTLS (Kong's mtls-auth messages, which users already match on)
   CB_ERR_CERT_MISSING: { status: 401, message: 'No required TLS certificate was sent' },
   CB_ERR_CERT_INVALID: { status: 401, message: 'TLS certificate failed verification' },

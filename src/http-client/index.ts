@@ -1,5 +1,5 @@
 import { rootCertificates } from 'node:tls'
-import { Agent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici'
+import { Agent, ProxyAgent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici'
 import type { HttpClient, HttpRequestOptions, HttpResponse, HttpTlsOptions } from './types.js'
 
 export type { HttpClient, HttpRequestOptions, HttpResponse, HttpTlsOptions } from './types.js'
@@ -10,18 +10,17 @@ export type { HttpClient, HttpRequestOptions, HttpResponse, HttpTlsOptions } fro
  */
 export function createHttpClient (opts: { trustedCa?: string[] } = {}): HttpClient {
   const ca = opts.trustedCa !== undefined && opts.trustedCa.length > 0 ? [...rootCertificates, ...opts.trustedCa] : undefined
-  const agents = new Map<string, Agent>()
+  const agents = new Map<string, Agent | ProxyAgent>()
 
-  function agentFor (tls: HttpTlsOptions | undefined): Dispatcher {
+  function agentFor (tls: HttpTlsOptions | undefined, proxy?: string): Dispatcher {
     const reject = tls?.rejectUnauthorized !== false
-    const key = `${reject ? 1 : 0}|${tls?.cert === undefined ? '' : String(tls.cert)}`
+    const key = `${reject ? 1 : 0}|${tls?.cert === undefined ? '' : String(tls.cert)}|${proxy ?? ''}`
     let a = agents.get(key)
     if (a === undefined) {
-      a = new Agent({
-        keepAliveTimeout: 30_000,
-        connections: 64,
-        connect: { ca, rejectUnauthorized: reject, cert: tls?.cert, key: tls?.key, timeout: 10_000 },
-      })
+      const connect = { ca, rejectUnauthorized: reject, cert: tls?.cert, key: tls?.key, timeout: 10_000 }
+      a = proxy === undefined
+        ? new Agent({ keepAliveTimeout: 30_000, connections: 64, connect })
+        : new ProxyAgent({ uri: proxy, keepAliveTimeout: 30_000, connections: 64, requestTls: connect, proxyTls: { ca, timeout: 10_000 } })
       agents.set(key, a)
     }
     return a
@@ -36,7 +35,7 @@ export function createHttpClient (opts: { trustedCa?: string[] } = {}): HttpClie
         method: (o.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: o.headers,
         body: o.body,
-        dispatcher: agentFor(o.tls),
+        dispatcher: agentFor(o.tls, o.proxy),
         signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,

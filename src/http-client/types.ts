@@ -15,6 +15,8 @@ export interface HttpRequestOptions {
   /** Responses larger than this are refused (default 1 MiB). */
   maxResponseBytes?: number
   tls?: HttpTlsOptions
+  /** Send through this HTTP forward proxy (`http://host:port`, CONNECT tunnel); default direct. */
+  proxy?: string
 }
 
 export interface HttpResponse {

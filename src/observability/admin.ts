@@ -2,6 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { sendJson } from '../errors/respond.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { CidrSet } from '../net/cidr.js'
+import type { AdminDashboardConfig } from '../config/admin-dashboard.js'
+import type { DashboardSummary } from './dashboard/summary.js'
+import { serveDashboard } from './dashboard/serve.js'
 
 export interface AdminDeps {
   metrics: GatewayMetrics
@@ -14,11 +17,19 @@ export interface AdminDeps {
   reload?(yaml: string): Promise<{ ok: true } | { ok: false, errors: string, diagnostics: readonly unknown[] }>
   allow(): CidrSet
   metricsText?(): Promise<string>
+  /** GET / (the dashboard page) and GET /api/summary; absent: 404. */
+  dashboard?: {
+    summary(): Promise<DashboardSummary>
+    settings(): AdminDashboardConfig
+  }
 }
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
-/** GET /status (liveness), /status/ready (readiness), /metrics (Prometheus); POST /config (Kong DB-less style). */
+/**
+ * GET /status (liveness), /status/ready (readiness), /metrics (Prometheus); POST /config (Kong DB-less style);
+ * GET / (dashboard) and GET /api/summary (its JSON), for admin_allow addresses.
+ */
 export function createAdminServer (deps: AdminDeps): Server {
   return createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => { void route(deps, req, res) })
 }
@@ -37,6 +48,9 @@ async function route (deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       const text = deps.metricsText !== undefined ? await deps.metricsText() : await deps.metrics.registry.metrics()
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' })
       return void res.end(text)
+    }
+    if (deps.dashboard !== undefined && (path === '/' || path === '/api/summary')) {
+      return await serveDashboard(deps.dashboard, deps.allow(), path, req, res)
     }
     if (path === '/config') {
       if (req.method !== 'POST') return sendJson(res, 405, { message: 'use POST with an application/yaml body' }, { allow: 'POST' })

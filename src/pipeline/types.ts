@@ -2,7 +2,9 @@ import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
+import type { RedisConnectionInput } from '../store/schema.js'
 
 /** The upstream response head, as seen by `response` handlers (which may change headers). */
 export interface UpstreamHead {
@@ -62,6 +64,14 @@ export interface PluginDeps {
   readonly store: StateStore
   /** The clock (epoch ms) every TTL, window and expiry is computed from; tests move it instead of sleeping. */
   readonly now: Clock
+  /**
+   * A StateStore on a Redis of the plugin's own (its config embeds `redisConnectionSchema` from src/store/schema.ts),
+   * pooled by connection and kept across reloads; call its close() from the instance's close(). Trusts
+   * gateway.trusted_certificates for rediss://. `certbound validate` gets a memory store and connects nowhere.
+   */
+  openStore(redis: RedisConnectionInput): StateStore
+  /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
+  readonly revocationMetrics?: RevocationMetrics
 }
 
 /** Thrown by `create` for a problem found in the config (a file that doesn't parse...): reported with position. */

@@ -11,7 +11,9 @@ import { StripSet } from '../proxy/headers.js'
 import { UpstreamPools } from '../proxy/pools.js'
 import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
+import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
+import { StorePool } from '../store/pool.js'
 
 /** Everything a request needs, built once per config load and frozen; swapped atomically on reload. */
 export interface Runtime {
@@ -41,6 +43,10 @@ export interface CompileOptions {
   /** The gateway's shared-state store (lives across reloads). */
   store: StateStore
   now: Clock
+  /** deps.openStore's connections (absent: a dry-run pool is made for this compile). */
+  pool?: StorePool
+  /** PluginDeps.revocationMetrics. */
+  revocationMetrics?: RevocationMetrics
 }
 
 /** Create plugin and extension instances, compile routes and the router. Throws ConfigError. */
@@ -50,6 +56,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const localMap = new Map<string, unknown>()
   const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
   const resolvePath = (p: string): string => resolve(cfg.baseDir, p)
+  const openStore = openStoreFor(opts, cfg.trustedCa)
   const extensions: ExtensionInstance[] = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
   const fail = async (): Promise<never> => {
@@ -61,7 +68,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
     const sec = cfg.sections[ext.section]
     if (sec === undefined) continue
     try {
-      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now })
+      const inst = await ext.create(sec.value as never, { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, openStore })
       extensions.push(inst)
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
       for (const [k, v] of inst.services ?? []) localMap.set(k, v)
@@ -74,7 +81,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   const instances = new Map<string, { plugin: ResolvedPlugin, instance: PluginInstance }>()
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
-    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now }
+    const deps: PluginDeps = { baseDir: cfg.baseDir, resolvePath, logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, openStore }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
@@ -181,4 +188,9 @@ function compileRoute (r: ResolvedRoute, service: CompiledService, chain: Array<
     plugins: chain.map(c => c.instance),
     pluginNames: chain.map(c => c.plugin.def.name),
   })
+}
+
+function openStoreFor (opts: CompileOptions, trustedCa: readonly string[]): PluginDeps['openStore'] {
+  const pool = opts.pool ?? new StorePool({ now: opts.now, dryRun: true })
+  return function openStore (redis) { return pool.open(redis, trustedCa) }
 }

@@ -62,7 +62,12 @@ function hostOf (req: IncomingMessage): string {
  * HTTP/0.9 request line and "HTTP/2.0" in an HTTP/1 one) and more than one Host (RFC 9112 §3.2: node keeps the
  * first, a hop behind us might use the last). Answered 400 with the connection closed.
  */
-function malformedRequest (req: IncomingMessage): GatewayError | undefined {
+function malformedRequest (req: IncomingMessage, maxHeaderCount: number): GatewayError | undefined {
+  // the listener keeps max_header_count + 1 fields: one more means node dropped some (one could be a second
+  // Authorization), so the request is refused rather than judged on a truncated head
+  if (req.rawHeaders.length > 2 * maxHeaderCount) {
+    return new GatewayError('CB_ERR_HEADER_TOO_LARGE', { detail: `more than ${maxHeaderCount} header fields (gateway.limits.max_header_count)`, headers: { connection: 'close' } })
+  }
   if (req.httpVersionMajor !== 1) return new GatewayError('CB_ERR_BAD_REQUEST', { detail: `HTTP/${req.httpVersion} request line`, headers: { connection: 'close' } })
   const raw = req.rawHeaders
   let hosts = 0
@@ -117,6 +122,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     metrics.request(route, status, totalMs / 1000)
     if (r?.failure !== undefined && r.failure !== 'client_closed' && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, r.failure)
     if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && ctx !== undefined) metrics.upstreamError(ctx.route.service.name, err.code)
+    metrics.dashboard.record(route, status, totalMs, err?.code, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
@@ -198,7 +204,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     let ctx: RequestContext | undefined
     let path = req.url ?? ''
     try {
-      const malformed = malformedRequest(req)
+      const malformed = malformedRequest(req, rt.config.settings.limits.max_header_count)
       if (malformed !== undefined) throw malformed
       // the target is parsed once, for the extensions and the router alike
       const parsed = splitTarget(req.url)
@@ -240,7 +246,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     // Only WebSocket is spliced: an "Upgrade: h2c" tunnel would let the client send HTTP/2 requests straight to the
     // upstream, to any path, past the router and the plugin chain (h2c smuggling).
     const upgrade = req.headers.upgrade
-    const refused = malformedRequest(req) ?? (typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket'
+    const refused = malformedRequest(req, rt.config.settings.limits.max_header_count) ?? (typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket'
       ? undefined
       : new GatewayError('CB_ERR_BAD_REQUEST', { detail: `Upgrade: ${String(upgrade)} is not supported (only websocket)` }))
     if (refused !== undefined) {

@@ -1,9 +1,12 @@
 import type { Clock, StateStore, StoreStatus } from './types.js'
+import { readRevocationFile, writeRevocationFile } from './revocation-file.js'
 
 export interface MemoryStoreOptions {
   readonly now: Clock
   /** Most live keys (values and counters); beyond it the oldest are evicted after expired ones. Default 100 000. */
   readonly maxKeys?: number
+  /** false: persistRevocations reads the file but never writes it (`certbound validate`). Default true. */
+  readonly writeFiles?: boolean
 }
 
 interface Entry { value: string, expires: number }
@@ -24,6 +27,7 @@ export class MemoryStore implements StateStore {
   constructor (opts: MemoryStoreOptions) {
     this.now = opts.now
     this.maxKeys = opts.maxKeys ?? 100_000
+    this.writeFiles = opts.writeFiles ?? true
   }
 
   private live (key: string): Entry | undefined {
@@ -71,7 +75,39 @@ export class MemoryStore implements StateStore {
 
   async revoke (id: string, untilMs: number): Promise<void> {
     const prev = this.revoked.get(id)
-    if (prev === undefined || prev < untilMs) this.revoked.set(id, untilMs)
+    if (prev !== undefined && prev >= untilMs) return await this.writing
+    this.revoked.set(id, untilMs)
+    await this.persist()
+  }
+
+  /** Every live revocation (the primary hands them to a worker that starts). */
+  revocations (): Map<string, number> {
+    const now = this.now()
+    for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id)
+    return new Map(this.revoked)
+  }
+
+  private file: string | undefined
+  private readonly writeFiles: boolean
+  private writing: Promise<void> = Promise.resolve()
+
+  async persistRevocations (file: string): Promise<void> {
+    for (const [id, until] of await readRevocationFile(file, this.now())) {
+      const prev = this.revoked.get(id)
+      if (prev === undefined || prev < until) this.revoked.set(id, until)
+    }
+    if (!this.writeFiles) return
+    this.file = file
+    await this.persist()
+  }
+
+  /** Serialised whole-set rewrites by the one owner of the set: a later write always carries every earlier revocation. */
+  private persist (): Promise<void> {
+    const file = this.file
+    if (file === undefined) return Promise.resolve()
+    const next = this.writing.catch(() => undefined).then(() => writeRevocationFile(file, this.revoked, this.now()))
+    this.writing = next
+    return next
   }
 
   isRevoked (id: string): boolean {
@@ -95,5 +131,5 @@ export class MemoryStore implements StateStore {
   }
 
   status (): StoreStatus { return { backend: this.backend, connected: true } }
-  async close (): Promise<void> { this.channels.clear() }
+  async close (): Promise<void> { this.channels.clear(); await this.writing.catch(() => undefined) }
 }

@@ -39,6 +39,29 @@ export interface StateStore {
   /** For /status, /status/ready and the dashboard. */
   status(): StoreStatus
   close(): Promise<void>
+  /**
+   * Encrypts values that must not sit in a shared store in the clear (a generated private key), when the backend
+   * needs it (redis, with gateway.store.secret). Absent: the backend's values never leave this node's processes.
+   */
+  readonly secretBox?: SecretBox
+  /**
+   * memory backend: keep the revocation set in this JSON file as well, loaded now and rewritten after each revoke by
+   * the one process that owns the set (the primary with gateway.workers), so a restart keeps revocations and
+   * workers never overwrite each other's. Other backends persist on their own and only import the file's entries.
+   */
+  persistRevocations?(file: string): Promise<void>
+}
+
+/** Authenticated encryption of store values (AES-256-GCM); `aad` binds a value to its key. */
+export interface SecretBox {
+  seal(plaintext: string, aad: string): string
+  /** The plaintext, or undefined when the value was not sealed by this secret for this `aad`. */
+  open(sealed: string, aad: string): string | undefined
+}
+
+/** Told of every round trip to a shared store (metrics: certbound_store_*). */
+export interface StoreObserver {
+  command(backend: string, op: string, seconds: number, ok: boolean): void
 }
 
 export interface StoreStatus {
@@ -46,6 +69,8 @@ export interface StoreStatus {
   readonly connected: boolean
   /** Last measured round trip to the shared store, in ms (absent for memory). */
   readonly latency_ms?: number
+  /** Why it is not connected, or that the revocation replica is stale (absent when all is well). */
+  readonly detail?: string
 }
 
 /** Time as a dependency (jose's `currentDate`): epoch milliseconds. Tests pass a clock they move. */

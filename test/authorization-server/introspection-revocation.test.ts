@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { call, decodeJwt, startAuthorizationServer, type Harness, type RequestOptions } from './harness.js'
+import { revocationId } from '../../src/authorization-server/revocation-store.js'
 
 const RS_SECRET = 'resource-server-secret-0123456789'
 let pki: TestPki
@@ -137,7 +138,10 @@ describe('RFC 7009: revocation', () => {
     const file = join(dir, 'state', 'revocations.json')
     expect(statSync(file).mode & 0o777).toBe(0o600)
     expect(statSync(join(dir, 'state')).mode & 0o777).toBe(0o700)
-    expect(JSON.parse(readFileSync(file, 'utf8')).revoked[jti as string]).toBe(exp)
+    // the store's file: ids are hashes of the jti (no token material on disk), until in ms
+    const saved = JSON.parse(readFileSync(file, 'utf8')).revocations as Record<string, number>
+    expect(saved[revocationId(jti as string)]).toBe((exp as number) * 1000)
+    expect(readFileSync(file, 'utf8')).not.toContain(jti as string)
     const kid = as.instance.keys.signing.kid
     await as.restart()
     expect(as.instance.keys.signing.kid).toBe(kid) // the key store kept the key: old tokens still verify
@@ -145,15 +149,16 @@ describe('RFC 7009: revocation', () => {
     expect((await introspect(await tokenFor('svc1'))).json.active).toBe(true)
   })
 
-  it('drops entries whose token has expired when loading', async () => {
+  it('migrates a file of the older format (raw jti, exp in s) and drops entries whose token has expired', async () => {
     const file = join(dir, 'state', 'revocations.json')
     const now = Math.floor(Date.now() / 1000)
     writeFileSync(file, JSON.stringify({ revoked: { old: now - 10, live: now + 100 } }))
     await as.restart()
     const t = await tokenFor('svc1')
     await revoke(t, { cert: pki.client1, form: { client_id: 'svc1' } })
-    const saved = JSON.parse(readFileSync(file, 'utf8')).revoked as Record<string, number>
-    expect(saved.old).toBeUndefined()
-    expect(saved.live).toBe(now + 100)
+    const saved = JSON.parse(readFileSync(file, 'utf8')).revocations as Record<string, number>
+    expect(saved[revocationId('old')]).toBeUndefined()
+    expect(saved[revocationId('live')]).toBe((now + 100) * 1000)
+    expect(Object.keys(saved)).toHaveLength(2)
   })
 })

@@ -70,6 +70,7 @@ describe('defaults (no gateway.limits section)', () => {
   it('are the documented ones', () => {
     expect(defaults.gateway.current().config.settings.limits).toEqual({
       max_header_size: 16384, max_body_size: 0, header_timeout: 10_000, request_timeout: 60_000, keepalive_timeout: 60_000, drain_timeout: 10_000,
+      max_header_count: 2000, handshake_timeout: 10_000, max_handshakes_in_progress: 1024, max_handshakes_per_address: 256,
     })
     // timeouts are enforced within a quarter second of their value, not node's 30 s check interval
     expect(TIMEOUT_CHECK_MS).toBeLessThanOrEqual(250)

@@ -9,7 +9,10 @@ export class ManualClock {
   set (t: number): void { this.t = t }
 }
 
-/** `store` and `now` for hand-built PluginDeps/ExtensionDeps: a fresh memory store on the given clock. */
-export function storeDeps (now: Clock = () => Date.now()): { store: StateStore, now: Clock } {
-  return { store: new MemoryStore({ now }), now }
+/**
+ * `store`, `now` and `openStore` for hand-built PluginDeps/ExtensionDeps: a fresh memory store on the given clock;
+ * openStore hands out memory stores too (as `certbound validate` does), for tests without a Redis.
+ */
+export function storeDeps (now: Clock = () => Date.now()): { store: StateStore, now: Clock, openStore: (r: unknown) => StateStore } {
+  return { store: new MemoryStore({ now }), now, openStore: () => new MemoryStore({ now }) }
 }

@@ -16,7 +16,7 @@ import { startIdp, type Idp } from '../helpers/idp.js'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { curl } from '../helpers/curl.js'
 import { startIssuer, type TestIssuer } from '../plugins/openid-connect/issuer.js'
-import { AUDIENCE, MAX_BODY_SIZE, MAX_HEADER_SIZE, SPOOF, TRUSTED_PEER, corpus, type ClientCertName, type Expectation, type Fixtures, type HeaderExpectation, type HostileCase, type Send } from './corpus.js'
+import { AUDIENCE, MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE, SPOOF, TRUSTED_PEER, corpus, type ClientCertName, type Expectation, type Fixtures, type HeaderExpectation, type HostileCase, type Send } from './corpus.js'
 import { exchange, rawRequest, type WireResponse } from './wire.js'
 
 interface SeenRequest { method: string, url: string, headers: IncomingMessage['headers'], complete: boolean }
@@ -115,6 +115,7 @@ gateway:
   limits:
     max_header_size: ${MAX_HEADER_SIZE}
     max_body_size: ${MAX_BODY_SIZE}
+    max_header_count: ${MAX_HEADER_COUNT}
 services:
   - name: echo
     url: ${upstream.url}

@@ -9,7 +9,7 @@
  *            (cnf of the wrong type, JSON bombs, crit) can be signed by a *trusted* key
  * - `/open`  no plugins: a request that parses reaches the upstream, so "nothing reached it" means something
  * Listeners: `tls` (client_certificate: request) and `plain`. gateway.trusted_ips is 127.0.0.2/32;
- * gateway.limits: max_header_size 8192, max_body_size 1024.
+ * gateway.limits: max_header_size 8192, max_body_size 1024, max_header_count 100.
  */
 import { createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import type { TestCert, TestPki } from '../helpers/pki.js'
@@ -18,6 +18,8 @@ import { rawRequest } from './wire.js'
 export const AUDIENCE = 'https://api.example.test'
 export const MAX_HEADER_SIZE = 8192
 export const MAX_BODY_SIZE = 1024
+/** gateway.limits.max_header_count of the corpus gateway (default 2000; lower here so it fits max_header_size). */
+export const MAX_HEADER_COUNT = 100
 export const TRUSTED_PEER = '127.0.0.2'
 /** Every spoofed value carries this marker: it must never reach the upstream. */
 export const SPOOF = 'SPOOFED'
@@ -386,6 +388,24 @@ export const corpus: readonly HostileCase[] = [
     send: () => raw(get('/open/a', Array.from({ length: 3000 }, (_, i) => [`x-h${i}`, 'v'] as [string, string])), { listener: 'plain' }),
     expect: { status: 431, closed: true },
     expectUpstreamHit: false,
+  },
+  {
+    // issue 12: node kept the first 2000 headers and dropped the rest, so a second Authorization past them was
+    // never seen (200 where two Authorization headers are a documented 400)
+    name: `tls: a second Authorization after max_header_count (${MAX_HEADER_COUNT}) fields → 431, not judged on a truncated head`,
+    group: 'limits',
+    send: () => raw(get('/open/a', [
+      bearer('first'), ...Array.from({ length: MAX_HEADER_COUNT }, (_, i) => [`x-h${i % 10}`, 'v'] as [string, string]), bearer('second'),
+    ])),
+    expect: { status: 431, closed: true, body: { message: 'Request header fields too large' } },
+    expectUpstreamHit: false,
+  },
+  {
+    name: `plain: exactly max_header_count (${MAX_HEADER_COUNT}) header fields → accepted`,
+    group: 'limits',
+    send: () => raw(get('/open/a', Array.from({ length: MAX_HEADER_COUNT - 2 /* + Host, Connection */ }, (_, i) => [`x-h${i % 10}`, 'v'] as [string, string])), { listener: 'plain' }),
+    expect: { status: 200 },
+    expectUpstreamHit: true,
   },
   {
     name: 'plain: a request target longer than max_header_size → 431',

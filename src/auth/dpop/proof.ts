@@ -96,7 +96,7 @@ async function storeCall<T> (backend: string, what: string, f: () => Promise<T>)
   try {
     return await f()
   } catch (err) {
-    throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_INTERNAL', { status: 503, message: 'Service unavailable', detail: `DPoP ${what}: the ${backend} store failed: ${(err as Error).message}` })
+    throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_STORE_UNAVAILABLE', { detail: `DPoP ${what}: the ${backend} store failed: ${(err as Error).message}` })
   }
 }
 
@@ -220,7 +220,7 @@ export class DpopVerifier {
       fresh = await p.store.setIfAbsent(replayKey, '1', ttl)
     } catch (err) {
       // without the shared store a replay cannot be ruled out: fail closed, and say it is ours, not the client's
-      throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_INTERNAL', { status: 503, message: 'Service unavailable', detail: `DPoP jti replay check: the ${p.store.backend} store failed: ${(err as Error).message}` })
+      throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_STORE_UNAVAILABLE', { detail: `DPoP jti replay check: the ${p.store.backend} store failed: ${(err as Error).message}` })
     }
     if (!fresh) throw invalidDpopProof('the proof\'s jti was seen before (replay)', 'CB_ERR_DPOP_REPLAY')
     return { jkt: key.jkt, jti }

@@ -63,9 +63,9 @@ describe('mtls-auth: config', () => {
     }
   })
 
-  it('STRICT needs crl_files (OCSP is not implemented); a bad regex or CRL is a config error', async () => {
-    const strict = await Promise.resolve().then(() => plugin.create(schema.parse({ ca_certificates: ['ca.pem'], revocation_check_mode: 'STRICT' }), deps)).catch((e: unknown) => e)
-    expect((strict as PluginConfigError).path).toEqual(['crl_files'])
+  it('STRICT needs ca_certificates (responses are verified against the issuer); a bad regex or CRL is a config error', async () => {
+    const strict = await Promise.resolve().then(() => plugin.create(schema.parse({ revocation_check_mode: 'STRICT' }), deps)).catch((e: unknown) => e)
+    expect((strict as PluginConfigError).path).toEqual(['revocation_check_mode'])
     const regex = await Promise.resolve().then(() => plugin.create(schema.parse({ ca_certificates: ['ca.pem'], subject_dn: '(' }), deps)).catch((e: unknown) => e)
     expect((regex as PluginConfigError).path).toEqual(['subject_dn'])
     pki.write('other.crl', (await makeCrl(pki.otherRoot, [])).pem)

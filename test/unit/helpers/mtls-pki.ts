@@ -51,6 +51,8 @@ export interface IssueOptions {
   readonly eku?: readonly string[] | null
   readonly san?: ReadonlyArray<{ type: 'dns' | 'ip' | 'url', value: string }>
   readonly serial?: string
+  /** More extensions (Authority Information Access, CRL Distribution Points...). */
+  readonly extensions?: readonly px.Extension[]
 }
 
 /** A self-signed root CA. `name` is in DER order, least specific first: "C=SE,O=Example,CN=Root". */
@@ -84,6 +86,7 @@ export async function issue (name: string, issuer: Issued, opts: IssueOptions = 
   const eku = opts.eku === undefined ? (opts.ca === true ? null : [px.ExtendedKeyUsage.clientAuth]) : opts.eku
   if (eku !== null) extensions.push(new px.ExtendedKeyUsageExtension([...eku], false))
   if (opts.san !== undefined) extensions.push(new px.SubjectAlternativeNameExtension(opts.san.map(s => ({ type: s.type, value: s.value })), false))
+  extensions.push(...(opts.extensions ?? []))
   const cert = await px.X509CertificateGenerator.create({
     serialNumber: opts.serial ?? nextSerial(),
     subject: name,
