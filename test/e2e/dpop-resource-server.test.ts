@@ -4,7 +4,7 @@
  * driven by the test (deps.now), an echo upstream that records whether it was reached. Every RFC 9449 §4.3 check and
  * the FAPI 2.0 DPoP negative cases are one test each, each showing the upstream was never reached (issue 14).
  */
-import { describe, it, expect, beforeAll, afterAll, beforeEach, vi } from 'vitest'
+import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach, vi } from 'vitest'
 import { constants, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, base64url, type JWK, type CryptoKey } from 'jose'
 import { Agent, request } from 'undici'
@@ -121,6 +121,8 @@ beforeAll(async () => {
       serverKeyPem: pki.server.keyPem,
       clientCaPem: pki.ca.certPem,
       audience: AUDIENCE,
+      // tests move the gateway's clock forward (windows, nonce ages); tokens outlive a slow run on a loaded machine
+      accessTokenTtl: 3600,
       clients: [
         { client_id: CLIENT.clientId, token_endpoint_auth_method: 'client_secret_basic', client_secret: CLIENT.secret, scope: 'system-access' },
         { client_id: 'client1', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=client1,O=Example Org', scope: 'system-access' },
@@ -422,6 +424,11 @@ describe('RFC 9449 §11.1: clock skew at the window\'s edges (driven by the cloc
 })
 
 describe('RFC 9449 §9: resource server nonces (dpop_use_nonce)', () => {
+  // each test moves the clock; put it back so later tests see the real time again
+  let start = 0
+  beforeEach(() => { start = clock.now() })
+  afterEach(() => { clock.set(start) })
+
   it('no nonce → 401 use_dpop_nonce with DPoP-Nonce; the retry with it passes; an old nonce gets a new one', async () => {
     const first = await send('/nonce', [...dpopAuth(), 'dpop', await proof('/nonce')])
     await refused(first, 401, 'CB_ERR_DPOP_NONCE_REQUIRED', /^DPoP realm="certbound", error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 PS256 RS256 EdDSA Ed25519"$/)
