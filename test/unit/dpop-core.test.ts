@@ -144,3 +144,19 @@ describe('RFC 9449 §4.3 steps 4–7 on hostile headers', () => {
     expect(await verifyWith({}, 'p384')).toMatchObject({ code: 'CB_ERR_DPOP_PROOF_INVALID', detail: expect.stringMatching(/not a ES256 key/) })
   })
 })
+
+describe('the nonce key is sealed where the store offers a secret box (gateway.store.secret)', () => {
+  it('the stored value is not the key; nodes with the same secret share it; another secret fails closed', async () => {
+    const { createSecretBox } = await import('../../src/store/secret-box.js')
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
+    const mem = new MemoryStore({ now: clock.now })
+    const withBox = (secret: string) => Object.assign(Object.create(mem) as MemoryStore, { secretBox: createSecretBox(secret) })
+    const a = new NonceService(withBox('s'.repeat(32)), clock.now, 'rs')
+    const n = await a.issue()
+    const stored = await mem.get('dpop:nonce-key')
+    expect(stored).toBeDefined()
+    expect(Buffer.from(stored!, 'base64url').length).not.toBe(32)
+    expect(await new NonceService(withBox('s'.repeat(32)), clock.now, 'rs').age(n)).toBe(0)
+    await expect(new NonceService(withBox('t'.repeat(32)), clock.now, 'rs').age(n)).rejects.toThrow(/not sealed/)
+  })
+})

@@ -21,13 +21,18 @@ export class NonceService {
   constructor (private readonly store: StateStore, private readonly now: Clock, private readonly purpose: string) {}
 
   private async loadKey (): Promise<Buffer> {
+    // sealed with gateway.store.secret where the backend offers it (redis): the key never sits in the store in clear
+    const box = this.store.secretBox
     let v = await this.store.get(KEY_NAME)
     if (v === undefined) {
-      await this.store.setIfAbsent(KEY_NAME, randomBytes(32).toString('base64url'), 365 * 24 * 3600_000)
+      const fresh = randomBytes(32).toString('base64url')
+      await this.store.setIfAbsent(KEY_NAME, box === undefined ? fresh : box.seal(fresh, KEY_NAME), 365 * 24 * 3600_000)
       v = await this.store.get(KEY_NAME)
       if (v === undefined) throw new Error('the store did not keep the DPoP nonce key')
     }
-    this.key = Buffer.from(v, 'base64url')
+    const raw = box === undefined ? v : box.open(v, KEY_NAME)
+    if (raw === undefined) throw new Error('the DPoP nonce key in the store is not sealed with this gateway.store.secret')
+    this.key = Buffer.from(raw, 'base64url')
     this.keyReadAt = this.now()
     return this.key
   }
