@@ -5,6 +5,7 @@ import { Gateway, VERSION } from './gateway.js'
 import { drainLogs } from './observability/logger.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
 import { readConfigTexts } from './config/files.js'
+import { DPOP_HELP, dpopCommand } from './dpop-cli.js'
 
 const HELP: Record<string, string> = {
   main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
@@ -16,6 +17,7 @@ commands:
   validate     check a config, start nothing   certbound validate -c gateway.yml
   certs        write a dev PKI (EC P-256)  certbound certs --out certs [--hosts localhost,127.0.0.1]
   hash-secret  print a client_secret_hash for the authorization server (reads the secret from stdin)
+  dpop         a DPoP key, or a DPoP proof for curl   certbound dpop --key k.pem --url URL [--token T]
 
 run "certbound <command> --help" for the options of a command`,
   start: `usage: certbound start [-c FILE|DIR]... [--init-certs] [--no-watch]
@@ -43,15 +45,17 @@ signals: SIGHUP reloads the config file; SIGTERM/SIGINT stop accepting, drain in
   'hash-secret': `usage: echo -n "$SECRET" | certbound hash-secret
 
   prints a scrypt hash for authorization_server.clients[].client_secret_hash`,
+  dpop: DPOP_HELP,
 }
 
 /** The one-line usage printed with an argument error. */
 const USAGE: Record<string, string> = {
-  main: 'certbound <start|validate|certs|hash-secret> [options] (certbound --help)',
+  main: 'certbound <start|validate|certs|hash-secret|dpop> [options] (certbound --help)',
   start: 'certbound start [-c FILE|DIR]... [--init-certs] [--no-watch]',
   validate: 'certbound validate [-c FILE|DIR]... [FILE|DIR]...',
   certs: 'certbound certs --out DIR [--hosts localhost,127.0.0.1]',
   'hash-secret': 'echo -n "$SECRET" | certbound hash-secret',
+  dpop: 'certbound dpop --new-key KEY.pem | --key KEY.pem --url URL [--method M] [--token T] [--nonce N]',
 }
 
 function out (s: string): void { process.stdout.write(s + '\n') }
@@ -91,6 +95,7 @@ async function main (argv: string[]): Promise<number> {
     case 'start': return await start(rest)
     case 'validate': return await validate(rest)
     case 'certs': return await certs(rest)
+    case 'dpop': return await dpopCommand(rest, out, err)
     default: return await hashSecretCmd(rest)
   }
 }

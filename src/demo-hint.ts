@@ -24,6 +24,11 @@ export function demoHint (gw: Gateway, configFile: string): string | undefined {
     `  curl -s ${c('client1')} -H "Authorization: Bearer $TOKEN" ${base}/anything`,
     '  # 3. the same token from client2\'s certificate: 401 invalid_token',
     `  curl -si ${c('client2')} -H "Authorization: Bearer $TOKEN" ${base}/anything`,
+    '  # 4. DPoP (RFC 9449), no client certificate: a key, a DPoP-bound token, a call with a fresh proof',
+    '  npx certbound dpop --new-key dpop.pem',
+    `  DTOKEN=$(curl -s --cacert certs/ca.crt -u demo-dpop-client:demo-secret -H "DPoP: $(npx certbound dpop --key dpop.pem --method POST --url ${base}/oauth2/token)" \\`,
+    `    -d grant_type=client_credentials ${base}/oauth2/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+    `  curl -s --cacert certs/ca.crt -H "Authorization: DPoP $DTOKEN" -H "DPoP: $(npx certbound dpop --key dpop.pem --url ${base}/dpop --token $DTOKEN)" ${base}/dpop`,
     '',
   ].join('\n')
 }

@@ -1,21 +1,26 @@
 import { withConsumerMapping } from './consumer.js'
-import { timingSafeEqual } from 'node:crypto'
-import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
-import { LRUCache } from 'lru-cache'
+import type { JWTPayload } from 'jose'
 import type { Logger } from 'pino'
 import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
 import type { Credential, RequestContext } from '../../src/pipeline/context.js'
 import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
-import { bearerToken } from '../../src/auth/bearer.js'
-import { cnfThumbprint } from '../../src/auth/binding.js'
 import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
-import { createCertSource, type CertSource } from '../../src/auth/cert-source.js'
+import { compileTrustedIps, createCertSource, type CertSource } from '../../src/auth/cert-source.js'
 import { createHeaderRevocationCheck, type HeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
 import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
+import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
+import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
+import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
+import { IntrospectionClient } from '../../src/auth/introspection-client.js'
+import { isCompactJws, JwtValidator } from '../../src/auth/jwt-validator.js'
+import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
+import type { Challenger } from '../../src/auth/challenge.js'
+import type { DpopVerifier } from '../../src/auth/dpop/proof.js'
+import { createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
+import type { Clock } from '../../src/store/types.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
 import { IdpState } from './idp.js'
-import { IntrospectionClient } from './introspection.js'
 import { assertNotRevokedLocally } from '../../src/pipeline/local-issuer.js'
 
 const NAME = 'openid-connect'
@@ -31,11 +36,6 @@ const BEARER_PREFIX = 'Bearer '
 const RETRY_MIN_MS = 1_000
 const RETRY_MAX_MS = 30_000
 
-/** Keycloak's payload `typ` values for tokens that are not access tokens (its access tokens say "Bearer"). */
-const NON_ACCESS_TYP: ReadonlySet<string> = new Set(['id', 'refresh', 'offline', 'logout'])
-
-const enum Pop { Off, Optional, Strict }
-
 /**
  * What a verified token proves, computed once and reused for every request that presents the same token:
  * only the expiry, the binding to this connection's certificate and the precomputed scope verdict are
@@ -49,33 +49,13 @@ interface Entry {
   readonly expMs: number
   /** When to forget the entry (≤ expMs; earlier with cache_ttl_max). */
   readonly cacheUntil: number
-  /** cnf."x5t#S256" as bytes, undefined (unbound), or null (cnf present but malformed). */
-  readonly cnf: Buffer | undefined | null
-  /** cnf is present but binds to something else than a certificate (e.g. DPoP's jkt). */
-  readonly cnfOther: boolean
+  /** The token's confirmation: undefined (unbound), or null (cnf present but malformed). */
+  readonly cnf: Confirmation | undefined | null
   readonly scopeOk: boolean
 }
 
 function cacheKey (token: string): string {
   return token.length <= KEY_CHARS ? token : token.slice(token.length - KEY_CHARS)
-}
-
-/** The client certificate's thumbprint as bytes, computed once per certificate (that is, per TLS session). */
-const thumbprintBytes = new WeakMap<PeerCertificate, Buffer>()
-
-/** RFC 8705 §3.1 comparison in constant time (CRYPTO_memcmp), without allocating on the hot path. */
-function thumbprintMatches (cnf: Buffer, cert: PeerCertificate): boolean {
-  let b = thumbprintBytes.get(cert)
-  if (b === undefined) {
-    b = Buffer.from(cert.x5tS256, 'latin1')
-    thumbprintBytes.set(cert, b)
-  }
-  return b.length === cnf.length && timingSafeEqual(b, cnf)
-}
-
-function normaliseTyp (t: string): string {
-  const l = t.toLowerCase()
-  return l.startsWith('application/') ? l.slice(12) : l
 }
 
 function firstOf (v: string | readonly string[] | undefined): string | undefined {
@@ -94,29 +74,11 @@ function scopesAt (claims: Readonly<Record<string, unknown>>, path: readonly str
   return []
 }
 
-function isCompactJws (token: string): boolean {
-  const a = token.indexOf('.')
-  if (a <= 0) return false
-  const b = token.indexOf('.', a + 1)
-  return b > a + 1 && token.indexOf('.', b + 1) < 0
-}
-
-function describeHeader (token: string): string {
-  try {
-    const h = decodeProtectedHeader(token)
-    return `alg=${String(h.alg)} kid=${String(h.kid)}`
-  } catch {
-    return 'unparseable header'
-  }
-}
-
 class OpenidConnect implements PluginInstance {
   readonly identityHeaders: readonly string[]
   readonly providesCredential = true
   readonly requestClientCertificate: boolean
-  private readonly cache = new LRUCache<string, Entry>({ max: CACHE_MAX })
-  private readonly pending = new Map<string, Promise<Entry>>()
-  private readonly pop: Pop
+  private readonly cache: VerifiedTokenCache<Entry>
   private readonly bearer: boolean
   private readonly introspection: IntrospectionClient | undefined
   private readonly leewayMs: number
@@ -125,10 +87,11 @@ class OpenidConnect implements PluginInstance {
   private readonly scopeAlternatives: ReadonlyArray<readonly string[]> | undefined
   private readonly scopeHint: string
   private readonly scopesClaimIsDefault: boolean
-  private readonly typAllowed: ReadonlySet<string>
+  private readonly jwt: JwtValidator
   private readonly upstreamClaims: ReadonlyArray<readonly [claim: string, header: string]>
-  private verifyOptions: JWTVerifyOptions | undefined
-  private verifyOptionsIssuer: string | undefined
+  private readonly policy: BindingPolicy
+  /** Which schemes `Authorization` may use on this route. */
+  private readonly schemes: { readonly header: 'authorization', readonly bearer: boolean, readonly dpop: boolean }
   private retryTimer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -138,47 +101,83 @@ class OpenidConnect implements PluginInstance {
     private readonly logger: Logger,
     introspection: IntrospectionClient | undefined,
     private readonly certSource: CertSource | undefined,
+    dpopVerifier: DpopVerifier | undefined,
+    private readonly challenger: Challenger,
+    private readonly now: Clock,
     /** certificate_header_revocation_check_mode: revocation of a certificate forwarded by a trusted proxy. */
-    private readonly headerRevocation?: HeaderRevocationCheck,
+    headerRevocation?: HeaderRevocationCheck,
   ) {
-    this.pop = c.proof_of_possession_mtls === 'strict' ? Pop.Strict : c.proof_of_possession_mtls === 'optional' ? Pop.Optional : Pop.Off
-    this.requestClientCertificate = this.pop !== Pop.Off
+    this.requestClientCertificate = c.proof_of_possession_mtls !== 'off'
     this.bearer = c.auth_methods.includes('bearer')
     this.introspection = introspection
+    this.cache = new VerifiedTokenCache<Entry>(CACHE_MAX, now)
     this.leewayMs = c.leeway * 1000
     this.ttlMaxMs = c.cache_ttl_max === undefined ? undefined : c.cache_ttl_max * 1000
     this.scopeAlternatives = c.scopes_required?.map(e => Object.freeze(e.split(' ').filter(s => s !== '')))
     this.scopeHint = this.scopeAlternatives?.[0]?.join(' ') ?? ''
     this.scopesClaimIsDefault = c.scopes_claim.length === 1 && c.scopes_claim[0] === 'scope'
-    this.typAllowed = new Set((typeof c.access_token_typ === 'string' ? [c.access_token_typ] : c.access_token_typ).map(normaliseTyp))
+    this.jwt = new JwtValidator({
+      algorithms: c.algorithms,
+      issuer: () => c.issuers_allowed ?? idp.expectedIssuer,
+      audience: c.audience_required,
+      leewayS: c.leeway,
+      accessTokenTyp: typeof c.access_token_typ === 'string' ? [c.access_token_typ] : c.access_token_typ,
+      enforceAccessTokenTyp: c.enforce_access_token_typ,
+      getKey: idp.getKey,
+      now,
+    })
     this.upstreamClaims = (c.upstream_headers_claims ?? []).map((claim, i) => [claim, c.upstream_headers_names![i].toLowerCase()] as const)
     const certHeader = c.certificate_header === undefined ? [] : [c.certificate_header.toLowerCase()]
     this.identityHeaders = Object.freeze([...CREDENTIAL_HEADERS, ...this.upstreamClaims.map(u => u[1]), ...certHeader])
-    this.access = this.access.bind(this)
+    this.policy = Object.freeze({
+      mtls: c.proof_of_possession_mtls,
+      dpop: c.proof_of_possession_dpop,
+      certificate: (ctx: RequestContext) => this.clientCertificate(ctx),
+      // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
+      certificateRevoked: headerRevocation === undefined
+        ? undefined
+        : (ctx: RequestContext, cert: PeerCertificate) => ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
+      dpopVerifier,
+    })
+    this.schemes = Object.freeze({ header: 'authorization', bearer: c.proof_of_possession_dpop !== 'strict', dpop: c.proof_of_possession_dpop !== 'off' })
+    this.access = challenger.bearerOnly ? this.check.bind(this) : this.checkWithDpop.bind(this)
+    this.response = dpopVerifier?.policy.nonces !== undefined ? nextNonceResponse : undefined
   }
+
+  access: (ctx: RequestContext) => void | Promise<void>
+  /** With dpop_use_nonce: the next nonce on successful responses (RFC 9449 §9). */
+  readonly response: PluginInstance['response']
 
   /** Hot path: a remembered token costs a map lookup plus the per-connection checks, synchronously. */
-  access (ctx: RequestContext): void | Promise<void> {
+  private check (ctx: RequestContext): void | Promise<void> {
     const v = ctx.singleHeader('authorization')
     if (typeof v === 'string' && v.startsWith(BEARER_PREFIX)) {
-      // exactly a token that bearerToken() once accepted: its RFC 6750 syntax checks need not run again
+      // exactly a token that extractToken() once accepted: its RFC 6750 syntax checks need not run again
       const candidate = v.slice(BEARER_PREFIX.length)
       const e = this.cache.get(cacheKey(candidate))
-      if (e !== undefined && e.credential.token === candidate) return this.remembered(ctx, e, candidate)
+      if (e !== undefined && e.credential.token === candidate) return this.remembered(ctx, e, { scheme: 'bearer', token: candidate })
     }
-    const token = bearerToken(ctx)
-    const e = this.cache.get(cacheKey(token))
-    if (e !== undefined && e.credential.token === token) return this.remembered(ctx, e, token)
-    return this.miss(ctx, token)
+    const presented = extractToken(ctx, this.schemes)
+    const e = this.cache.get(cacheKey(presented.token))
+    if (e !== undefined && e.credential.token === presented.token) return this.remembered(ctx, e, presented)
+    return this.miss(ctx, presented)
   }
 
-  private remembered (ctx: RequestContext, e: Entry, token: string): void | Promise<void> {
-    const now = Date.now()
-    if (now < e.cacheUntil) return this.accept(ctx, e)
+  /** With DPoP on: the proof never goes upstream, and challenges name both schemes (RFC 9449 §7.1). */
+  private checkWithDpop (ctx: RequestContext): Promise<void> {
+    ctx.removeUpstreamHeader('dpop')
+    let r
+    try { r = this.check(ctx) } catch (err) { return Promise.reject(this.challenger.rewrite(err, schemeOf(ctx))) }
+    return Promise.resolve(r).catch((err: unknown) => { throw this.challenger.rewrite(err, schemeOf(ctx)) })
+  }
+
+  private remembered (ctx: RequestContext, e: Entry, presented: PresentedToken): void | Promise<void> {
+    const now = this.now()
+    if (now < e.cacheUntil) return this.accept(ctx, e, presented)
     // the signature is known good and the token is past exp: no need to verify it again to refuse it
     if (now >= e.expMs) throw invalidToken('token expired')
-    this.cache.delete(cacheKey(token))
-    return this.miss(ctx, token)
+    this.cache.delete(cacheKey(presented.token))
+    return this.miss(ctx, presented)
   }
 
   ready (): boolean { return this.idp.ready }
@@ -208,52 +207,29 @@ class OpenidConnect implements PluginInstance {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     this.idp.close()
     this.cache.clear()
-    this.pending.clear()
   }
 
-  private async miss (ctx: RequestContext, token: string): Promise<void> {
-    let p = this.pending.get(token)
-    if (p === undefined) {
-      // single flight: concurrent requests with one new token verify (or introspect) it once
-      p = this.validate(token)
-      this.pending.set(token, p)
-      const clear = (): void => { this.pending.delete(token) }
-      p.then(clear, clear)
-    }
-    await this.accept(ctx, await p)
+  private async miss (ctx: RequestContext, presented: PresentedToken): Promise<void> {
+    // single flight: concurrent requests with one new token verify (or introspect) it once
+    const e = await this.cache.singleFlight(presented.token, () => this.validate(presented.token))
+    await this.accept(ctx, e, presented)
   }
 
-  /** Per request: binding to THIS connection's certificate (RFC 8705 §3), then the scope verdict. */
-  private accept (ctx: RequestContext, e: Entry): void | Promise<void> {
-    if (this.pop !== Pop.Off) {
-      const cnf = e.cnf
-      if (cnf !== undefined && cnf !== null) {
-        const cert = this.clientCertificate(ctx)
-        if (cert === null) throw invalidToken('certificate-bound token presented without a client certificate', 'CB_ERR_TOKEN_BINDING_MISMATCH')
-        if (!thumbprintMatches(cnf, cert)) throw invalidToken('cnf."x5t#S256" does not match the client certificate of this TLS session', 'CB_ERR_TOKEN_BINDING_MISMATCH')
-        // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
-        const forwarded = this.headerRevocation !== undefined && ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null)
-        const refused = forwarded ? this.headerRevocation!(cert) : undefined
-        if (refused instanceof Promise) return refused.then((err) => { if (err !== undefined) throw err; this.grant(ctx, e) })
-        if (refused !== undefined) throw refused
-      } else if (cnf === null) {
-        throw invalidToken('malformed cnf."x5t#S256"', 'CB_ERR_TOKEN_BINDING_MISMATCH')
-      } else if (e.cnfOther) {
-        throw invalidToken('token is bound to a key other than a certificate (cnf without x5t#S256)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
-      } else if (this.pop === Pop.Strict) {
-        throw invalidToken('proof_of_possession_mtls is strict and the token is not certificate-bound (no cnf)', 'CB_ERR_TOKEN_BINDING_MISMATCH')
-      }
-    }
-    this.grant(ctx, e)
+  /** Per request: the binding to THIS request (RFC 8705 §3 certificate, RFC 9449 §7 proof), then the scope verdict. */
+  private accept (ctx: RequestContext, e: Entry, presented: PresentedToken): void | Promise<void> {
+    const bound = enforceBinding(ctx, e.cnf, this.policy, presented)
+    if (bound !== undefined) return bound.then(() => { this.grant(ctx, e, presented) })
+    this.grant(ctx, e, presented)
   }
 
-  private grant (ctx: RequestContext, e: Entry): void {
+  private grant (ctx: RequestContext, e: Entry, presented: PresentedToken): void {
     if (!e.scopeOk) throw insufficientScope(this.scopeHint, `token scope "${e.credential.scope}" satisfies none of scopes_required`)
     // per request, cached or not: the built-in AS's revocations hold at once (gateway.store's replica)
     assertNotRevokedLocally(this.idp.localIssuer(), e.credential.claims)
     ctx.credential = e.credential
     const h = e.headers
     for (let i = 0; i < h.length; i += 2) ctx.setUpstreamHeader(h[i], h[i + 1])
+    if (presented.scheme === 'dpop') ctx.setUpstreamHeader('x-credential-token-type', 'DPoP')
     if (this.c.hide_credentials) ctx.removeUpstreamHeader('authorization')
   }
 
@@ -262,83 +238,28 @@ class OpenidConnect implements PluginInstance {
    * this plugin's own certificate_header from trusted_ips, else the TLS session's. Not required to chain to a CA:
    * the handshake proved possession of its key, which is what RFC 8705 §3 binds to.
    */
-  private clientCertificate (ctx: RequestContext): PeerCertificate | null {
+  private clientCertificate (ctx: RequestContext): { certificate: PeerCertificate | null, reason?: string } {
     const verified = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
-    if (verified !== undefined) return verified.certificate
-    if (this.certSource !== undefined) return this.certSource.resolve(ctx).certificate
-    return ctx.tls?.certificate ?? null
+    if (verified !== undefined) return { certificate: verified.certificate }
+    if (this.certSource !== undefined) return this.certSource.resolve(ctx)
+    return { certificate: ctx.tls?.certificate ?? null, reason: ctx.tls === null ? 'the request did not come over TLS' : 'no client certificate in the TLS session' }
   }
 
   private async validate (token: string): Promise<Entry> {
     const wait = this.idp.ensure()
     if (wait !== undefined) await wait
     let entry: Entry
-    if (this.bearer && isCompactJws(token)) entry = await this.verifyJwt(token)
+    if (this.bearer && isCompactJws(token)) entry = this.entry(token, await this.jwt.verify(token))
     else if (this.introspection !== undefined) entry = await this.introspect(token)
     else throw invalidToken('the token is not a JWT (compact JWS) and introspection is not enabled')
-    if (entry.cacheUntil > Date.now()) this.cache.set(cacheKey(token), entry)
+    this.cache.set(cacheKey(token), entry, entry.cacheUntil)
     return entry
-  }
-
-  private options (): JWTVerifyOptions {
-    const iss = this.c.issuers_allowed === undefined ? this.idp.expectedIssuer : undefined
-    if (this.verifyOptions === undefined || this.verifyOptionsIssuer !== iss) {
-      this.verifyOptions = Object.freeze({
-        algorithms: this.c.algorithms,
-        issuer: this.c.issuers_allowed ?? iss,
-        audience: this.c.audience_required,
-        clockTolerance: this.c.leeway,
-        requiredClaims: ['exp'], // RFC 9068 §2.2
-      })
-      this.verifyOptionsIssuer = iss
-    }
-    return this.verifyOptions
-  }
-
-  private async verifyJwt (token: string): Promise<Entry> {
-    const options = this.options()
-    let result
-    try {
-      result = await jwtVerify(token, this.idp.getKey, options)
-    } catch (err) {
-      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw this.failure(err, token)
-      result = await this.tryEachKey(token, err as unknown as AsyncIterable<CryptoKey>, options)
-    }
-    const problem = this.typProblem(result.protectedHeader.typ, result.payload)
-    if (problem !== undefined) throw invalidToken(problem)
-    return this.entry(token, result.payload)
-  }
-
-  /** No kid and several candidate keys (RFC 7515 §4.1.4 makes kid optional): try each, bounded by the JWKS. */
-  private async tryEachKey (token: string, keys: AsyncIterable<CryptoKey>, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
-    for await (const key of keys) {
-      try {
-        return await jwtVerify(token, key, options)
-      } catch (err) {
-        if (err instanceof errors.JWSSignatureVerificationFailed) continue
-        throw this.failure(err, token)
-      }
-    }
-    throw invalidToken(`no key of the issuer's JWKS verifies the signature (${describeHeader(token)})`)
-  }
-
-  /** RFC 8725 §3.11 explicit typing, RFC 9068 §2.1 at+jwt; Keycloak's ID and refresh tokens are not access tokens. */
-  private typProblem (typ: unknown, payload: Readonly<Record<string, unknown>>): string | undefined {
-    const t = typeof typ === 'string' ? normaliseTyp(typ) : undefined
-    if (this.c.enforce_access_token_typ) {
-      if (t === undefined || !this.typAllowed.has(t)) return `typ "${String(typ)}" is not an access token type (${[...this.typAllowed].join(', ')})`
-    } else if (t !== undefined && t !== 'jwt' && !this.typAllowed.has(t) && t.endsWith('+jwt')) {
-      return `typ "${String(typ)}" marks another kind of JWT`
-    }
-    const ptyp = payload.typ
-    if (typeof ptyp === 'string' && NON_ACCESS_TYP.has(ptyp.toLowerCase())) return `payload typ "${ptyp}" is not an access token`
-    return undefined
   }
 
   private async introspect (token: string): Promise<Entry> {
     const claims = await this.introspection!.introspect(token)
     if (claims.active !== true) throw invalidToken('introspection: the token is not active', 'CB_ERR_TOKEN_INACTIVE')
-    const now = Date.now()
+    const now = this.now()
     const { exp, nbf, iss, aud } = claims
     if (typeof exp === 'number' && exp * 1000 + this.leewayMs <= now) throw invalidToken('introspection: token expired', 'CB_ERR_TOKEN_INACTIVE')
     if (typeof nbf === 'number' && nbf * 1000 - this.leewayMs > now) throw invalidToken('introspection: token not yet valid (nbf)')
@@ -350,7 +271,7 @@ class OpenidConnect implements PluginInstance {
       if (!required.some(a => auds.includes(a))) throw invalidToken('introspection: aud does not contain a required audience')
     }
     if (claims.token_type === 'refresh_token') throw invalidToken('introspection: a refresh token is not an access token')
-    const problem = this.typProblem(undefined, claims)
+    const problem = this.jwt.typProblem(undefined, claims)
     if (problem !== undefined) throw invalidToken('introspection: ' + problem)
     const e = this.entry(token, claims)
     // cache an active result until exp (RFC 7662 §4 lets the RS cache); without exp only when capped
@@ -371,18 +292,15 @@ class OpenidConnect implements PluginInstance {
       const v = claimHeaderValue(claims[claim])
       if (v !== undefined && v !== '') rec.out.push(header, v)
     }
-    const now = Date.now()
+    const now = this.now()
     const expMs = typeof claims.exp === 'number' ? claims.exp * 1000 + this.leewayMs : Infinity
     const cacheUntil = Math.min(expMs, this.ttlMaxMs === undefined ? Infinity : now + this.ttlMaxMs)
-    const cnf = cnfThumbprint(claims)
-    const rawCnf = claims.cnf
     return Object.freeze({
       credential,
       headers: Object.freeze(rec.out),
       expMs,
       cacheUntil,
-      cnf: typeof cnf === 'string' ? Buffer.from(cnf, 'latin1') : cnf,
-      cnfOther: cnf === undefined && rawCnf !== undefined,
+      cnf: parseCnf(claims),
       scopeOk: this.scopesSatisfied(credential.scopes),
     })
   }
@@ -393,17 +311,14 @@ class OpenidConnect implements PluginInstance {
     return alts.some(all => all.every(s => scopes.includes(s)))
   }
 
-  /** jose's typed failures → 401 invalid_token with the precise reason for the log; IdP faults pass through. */
-  private failure (err: unknown, token: string): Error {
-    if (err instanceof GatewayError) return err
-    if (err instanceof errors.JWTExpired) return invalidToken(`token expired (exp ${String(err.payload.exp)}, leeway ${this.c.leeway}s)`)
-    if (err instanceof errors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" ${err.reason}: ${err.message}`)
-    if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken(`algorithm not allowed (${describeHeader(token)}; allowed: ${this.c.algorithms.join(', ')})`)
-    if (err instanceof errors.JWKSNoMatchingKey) return invalidToken(`no key of the issuer's JWKS matches (${describeHeader(token)})`)
-    if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken(`signature verification failed (${describeHeader(token)})`)
-    if (err instanceof errors.JOSEError) return invalidToken(`${err.code}: ${err.message}`)
-    return err instanceof Error ? err : new Error(String(err))
-  }
+}
+
+/** The scheme the client used, for the challenge (undefined when there is no usable Authorization header). */
+function schemeOf (ctx: RequestContext): 'bearer' | 'dpop' | undefined {
+  const v = ctx.singleHeader('authorization')
+  if (typeof v !== 'string') return undefined
+  const s = v.slice(0, v.indexOf(' ')).toLowerCase()
+  return s === 'dpop' ? 'dpop' : s === 'bearer' ? 'bearer' : undefined
 }
 
 export default definePlugin({
@@ -440,17 +355,20 @@ export default definePlugin({
       }
       introspection = new IntrospectionClient({
         http: deps.http,
+        endpoint: () => idp.introspectionEndpoint,
+        local: () => idp.localIssuer(),
         clientId,
         clientSecret: firstOf(config.client_secret),
         authMethod: config.introspection_endpoint_auth_method,
         hint: config.introspection_hint,
         timeoutMs: config.timeout,
         tls,
-      }, idp)
+      })
     }
     const certSource = config.certificate_header === undefined
       ? undefined
       : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
-    return withConsumerMapping(new OpenidConnect(config, idp, log, introspection, certSource, createHeaderRevocationCheck(config, config.certificate_header, deps)), config, deps)
+    const { verifier, challenger } = createDpop(config, deps, { trustedProxies: compileTrustedIps(config.trusted_ips), leewayS: config.leeway, bearer: true })
+    return withConsumerMapping(new OpenidConnect(config, idp, log, introspection, certSource, verifier, challenger, deps.now, createHeaderRevocationCheck(config, config.certificate_header, deps)), config, deps)
   },
 })

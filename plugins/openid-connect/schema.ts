@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
+import { dpopSchemaFields } from '../../src/auth/dpop/setup.js'
 import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
 
 /** Kong's `auth_methods` names: all accepted by the schema, so a Kong config gets a precise message. */
@@ -66,6 +67,7 @@ export const openidConnectSchema = z.strictObject({
     .describe('RFC 8705 certificate binding. strict: every token must carry cnf."x5t#S256" equal to the ' +
       'thumbprint of this TLS session\'s client certificate; optional: only tokens with cnf are checked; ' +
       'off: cnf is ignored. A mismatch or a missing client certificate is 401 invalid_token'),
+  ...dpopSchemaFields,
   proof_of_possession_auth_methods_validation: z.boolean().default(true)
     .describe('With proof of possession enabled, reject at load any auth method that cannot carry it'),
   upstream_headers_claims: z.array(z.string().min(1)).optional()
@@ -118,7 +120,8 @@ export const openidConnectSchema = z.strictObject({
     .describe('(certbound) Encoding of certificate_header: url_encoded (nginx $ssl_client_escaped_cert), ' +
       'base64_encoded (PEM body or DER), rfc9440 (Client-Cert: :b64:), xfcc (Envoy Cert="...")'),
   trusted_ips: z.array(z.string().min(1)).default([])
-    .describe('(certbound) Direct peers (IPs or CIDRs) allowed to send certificate_header'),
+    .describe('(certbound) Direct peers (IPs or CIDRs) allowed to send certificate_header, and whose ' +
+      'X-Forwarded-Proto/-Host/-Port give the URI a DPoP proof\'s htu is checked against'),
   ...headerRevocationKeys,
   consumer_claim: z.array(z.string().min(1)).min(1).optional()
     .describe('Kong: the claim that names the consumer (several names: a path into nested claims, e.g. [sub] or [client_id]); ' +
@@ -128,11 +131,11 @@ export const openidConnectSchema = z.strictObject({
   consumer_optional: z.boolean().default(false)
     .describe('Kong: a token whose claim names no consumer still passes (without a consumer); false: 403'),
 }).superRefine(function checkOpenidConnect (c, ctx) {
-  const pop = c.proof_of_possession_mtls !== 'off'
+  const pop = c.proof_of_possession_mtls !== 'off' || c.proof_of_possession_dpop !== 'off'
   c.auth_methods.forEach((m, i) => {
     if (SUPPORTED_AUTH_METHODS.has(m)) return
     const message = pop && c.proof_of_possession_auth_methods_validation
-      ? `auth method "${m}" cannot carry proof of possession (proof_of_possession_mtls is ${c.proof_of_possession_mtls}); ` +
+      ? `auth method "${m}" cannot carry proof of possession (proof_of_possession_${c.proof_of_possession_mtls !== 'off' ? 'mtls is ' + c.proof_of_possession_mtls : 'dpop is ' + c.proof_of_possession_dpop}); ` +
         'use bearer or introspection, or set proof_of_possession_auth_methods_validation: false'
       : `auth method "${m}" is not supported by certbound; supported: bearer, introspection`
     ctx.addIssue({ code: 'custom', path: ['auth_methods', i], message })

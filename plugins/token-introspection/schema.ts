@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
+import { dpopSchemaFields } from '../../src/auth/dpop/setup.js'
 import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
 
 /** RFC 9110 §5.1 field-name token. */
@@ -48,10 +49,11 @@ export const schema = z.strictObject({
   certificate_header_format: z.enum(CERTIFICATE_HEADER_FORMATS).default('url_encoded')
     .describe('url_encoded (URL-encoded PEM, nginx $ssl_client_escaped_cert), base64_encoded (base64 of PEM or DER), rfc9440 (":<base64 DER>:"), xfcc (Envoy x-forwarded-client-cert)'),
   trusted_ips: z.array(z.string().min(1)).default([])
-    .describe('Addresses or CIDRs of TLS terminators allowed to send certificate_header (IPv4 and IPv6)'),
+    .describe('Addresses or CIDRs of TLS terminators allowed to send certificate_header (IPv4 and IPv6), and whose X-Forwarded-Proto/-Host/-Port give the URI a DPoP proof\'s htu is checked against'),
   ...headerRevocationKeys,
   custom_claims_forward: z.array(headerName).default([])
     .describe('Claims sent upstream as X-Credential-<Claim> headers (strings as-is, other values as JSON)'),
+  ...dpopSchemaFields,
 })
 
 export type TokenIntrospectionConfig = z.output<typeof schema>

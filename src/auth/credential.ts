@@ -1,5 +1,5 @@
 import type { Credential } from '../pipeline/context.js'
-import { cnfThumbprint } from './binding.js'
+import { parseCnf } from './cnf.js'
 
 /** Headers Callista's token-introspection sets upstream for a passing request. */
 export const CREDENTIAL_HEADERS = [
@@ -23,7 +23,7 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
     ? claims.scope
     : Array.isArray(claims.scp) ? claims.scp.filter((s): s is string => typeof s === 'string').join(' ') : ''
   const scopes = scope === '' ? [] : scope.split(' ').filter(s => s !== '')
-  const cnf = cnfThumbprint(claims)
+  const cnf = parseCnf(claims)
   return {
     token,
     claims,
@@ -34,7 +34,8 @@ export function credentialFromClaims (token: string, claims: Readonly<Record<str
     // RFC 7662 token_type, or Keycloak's typ claim; a JWT has neither (its JOSE typ is at+jwt, RFC 9068 §2.1): it was
     // presented under the Bearer scheme (RFC 6750 §2.1), so X-Credential-Token-Type is sent on every token path
     tokenType: str(claims.token_type) ?? str(claims.typ) ?? 'Bearer',
-    cnfX5tS256: typeof cnf === 'string' ? cnf : undefined,
+    cnfX5tS256: cnf?.['x5t#S256'],
+    cnf: cnf ?? undefined,
     verifiedBy,
   }
 }

@@ -13,6 +13,8 @@ export interface IssueRequest {
   readonly ttl: number
   /** RFC 8705 §3.1 thumbprint to bind to, or undefined for an unbound token. */
   readonly x5tS256: string | undefined
+  /** RFC 9449 §6.1 JWK thumbprint to bind to (a DPoP-bound token); at most one of x5tS256 and jkt. */
+  readonly jkt?: string | undefined
 }
 
 export interface IssuedToken {
@@ -31,7 +33,7 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string
   client_id: string
   scope?: string
-  cnf?: { 'x5t#S256': string }
+  cnf?: { 'x5t#S256': string } | { jkt: string }
 }
 
 /** Issues and verifies the server's JWT access tokens (RFC 9068: `typ: at+jwt`, `kid` in the header). */
@@ -60,6 +62,7 @@ export class AccessTokens {
     }
     if (r.scopes.length > 0) claims.scope = r.scopes.join(' ')
     if (r.x5tS256 !== undefined) claims.cnf = { 'x5t#S256': r.x5tS256 }
+    else if (r.jkt !== undefined) claims.cnf = { jkt: r.jkt }
     const k = this.keys.signing
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: 'at+jwt' })
@@ -104,7 +107,8 @@ export class AccessTokens {
     const out: Record<string, unknown> = { active: true }
     if (c.scope !== undefined) out.scope = c.scope
     out.client_id = c.client_id
-    out.token_type = 'Bearer'
+    // RFC 9449 §6.2: a DPoP-bound token introspects as token_type DPoP with cnf.jkt
+    out.token_type = c.cnf !== undefined && 'jkt' in c.cnf ? 'DPoP' : 'Bearer'
     out.exp = c.exp
     out.iat = c.iat
     if (c.nbf !== undefined) out.nbf = c.nbf

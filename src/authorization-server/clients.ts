@@ -33,6 +33,8 @@ export interface CompiledClient {
   readonly resources: ReadonlySet<string>
   readonly introspection: boolean
   readonly binding: Binding
+  /** RFC 9449 §5.2 dpop_bound_access_tokens: a proof is required at the token endpoint. */
+  readonly dpopBound: boolean
   readonly subject: SubjectMatcher | undefined
   /** self_signed_tls_client_auth: the registered certificates. */
   readonly selfSigned: readonly X509Certificate[]
@@ -82,6 +84,7 @@ export function compileClients (configs: readonly ClientConfig[], o: CompileClie
       ttl: c.access_token_ttl ?? o.defaultTtl,
       resources: new Set(c.resources ?? o.defaultResources),
       introspection: c.introspection,
+      dpopBound: c.dpop_bound_access_tokens,
       binding,
       subject: c.token_endpoint_auth_method === 'tls_client_auth' ? subjectMatcher(c) : undefined,
       selfSigned: Object.freeze(selfSigned),

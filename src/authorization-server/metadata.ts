@@ -13,7 +13,7 @@ export interface EndpointUrls {
  * on the gateway's TLS listeners, so the RFC 8705 §5 mTLS aliases are the endpoints themselves: clients that
  * prefer `mtls_endpoint_aliases` (openid-client's `useMtlsAlias`) land in the same place.
  */
-export function buildMetadata (issuer: string, urls: EndpointUrls, scopes: Iterable<string>): Readonly<Record<string, unknown>> {
+export function buildMetadata (issuer: string, urls: EndpointUrls, scopes: Iterable<string>, dpopAlgs: readonly string[] = []): Readonly<Record<string, unknown>> {
   const methods = [...AUTH_METHODS]
   return Object.freeze({
     issuer,
@@ -29,6 +29,8 @@ export function buildMetadata (issuer: string, urls: EndpointUrls, scopes: Itera
     revocation_endpoint_auth_methods_supported: methods,
     scopes_supported: [...new Set(scopes)].sort(),
     tls_client_certificate_bound_access_tokens: true,
+    // RFC 9449 §5.1
+    ...(dpopAlgs.length > 0 ? { dpop_signing_alg_values_supported: [...dpopAlgs] } : {}),
     mtls_endpoint_aliases: {
       token_endpoint: urls.token,
       introspection_endpoint: urls.introspection,

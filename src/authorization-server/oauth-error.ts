@@ -2,13 +2,14 @@ import { jsonResponse } from '../errors/respond.js'
 import type { TerminalResponse } from '../pipeline/types.js'
 
 /**
- * RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2 error codes; `temporarily_unavailable` (RFC 6749 §4.1.2.1, defined
- * for the authorization endpoint, used as widely for the token endpoint) with 503 and Retry-After when client
- * secret checks are saturated.
+ * RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2, RFC 9449 §5/§8 error codes; `temporarily_unavailable` (RFC 6749
+ * §4.1.2.1, defined for the authorization endpoint, used as widely for the token endpoint) with 503 and Retry-After
+ * when client secret checks are saturated.
  */
 export type OAuthErrorCode =
   | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client'
   | 'unsupported_grant_type' | 'invalid_scope' | 'invalid_target' | 'unsupported_token_type'
+  | 'invalid_dpop_proof' | 'use_dpop_nonce'
   | 'temporarily_unavailable'
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_DPOP_ALGORITHMS, DPOP_ALGORITHMS } from '../auth/dpop/proof.js'
 import { parseSecretHash } from './secret-hash.js'
 import { parseDn } from './distinguished-name.js'
 
@@ -72,7 +73,19 @@ export const clientSchema = z.strictObject({
     .describe('Audiences this client may request with `resource` (RFC 8707) or `audience` (default: the server\'s resources)'),
   introspection: z.boolean().default(false)
     .describe('May call the introspection endpoint (RFC 7662) and revoke any token (RFC 7009): for resource servers'),
-}).describe('A client (RFC 7591 / RFC 8705 metadata names)')
+  dpop_bound_access_tokens: z.boolean().default(false)
+    .describe('RFC 9449 §5.2: every token request must carry a DPoP proof (400 invalid_dpop_proof otherwise) and every token is DPoP-bound (cnf.jkt). Without it, a request with a proof still gets a DPoP-bound token'),
+}).describe('A client (RFC 7591 / RFC 8705 / RFC 9449 metadata names)')
+
+/** RFC 9449 at the token endpoint: proofs accepted, nonces, window. */
+const dpopSchema = z.strictObject({
+  signing_alg_values: z.array(z.enum(DPOP_ALGORITHMS)).min(1).default([...DEFAULT_DPOP_ALGORITHMS])
+    .describe('JWS algorithms accepted for DPoP proofs at the token endpoint (metadata dpop_signing_alg_values_supported)'),
+  require_nonce: z.boolean().default(false)
+    .describe('RFC 9449 §8: proofs must carry a nonce from this server (400 use_dpop_nonce with DPoP-Nonce otherwise); stateless, valid on every node'),
+  proof_lifetime: z.number().int().min(1).max(3600).default(300)
+    .describe('Seconds a proof (and a nonce) is accepted after its creation; its jti is remembered as long, in the shared store'),
+}).prefault({}).describe('DPoP (RFC 9449) at the token endpoint')
 
 export const authorizationServerSchema = z.strictObject({
   issuer: z.string().min(1).describe('The issuer identifier (RFC 8414 §2): an https URL without query or fragment, e.g. https://localhost:8443. Endpoint URLs derive from it'),
@@ -120,6 +133,7 @@ export const authorizationServerSchema = z.strictObject({
     jwks: pathField('JWK Set (jwks_uri)', DEFAULTS.jwksPath),
   }).prefault({}).describe('Endpoint paths on the gateway\'s TLS listeners'),
   clients: z.array(clientSchema).default([]).describe('The registered clients'),
+  dpop: dpopSchema,
 }).superRefine(function checkCrossFields (cfg, ctx) {
   // issuer: RFC 8414 §2 (https, no query, no fragment)
   let issuer: URL | undefined

@@ -20,6 +20,7 @@ import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
 import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
 import { sharedKeys } from './store-keys.js'
 import { tokenEndpoint } from './token-endpoint.js'
+import { createTokenEndpointDpop } from './dpop.js'
 import { clientRevocationCheck } from './client-revocation.js'
 import { createHttpClient } from '../http-client/index.js'
 
@@ -180,7 +181,8 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
   }, deps.now), revocation)
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
-  const metadata = buildMetadata(config.issuer, urls, allScopes)
+  const dpop = createTokenEndpointDpop(config, deps, urls.token)
+  const metadata = buildMetadata(config.issuer, urls, allScopes, dpop.algorithms)
   const metadataJson = JSON.stringify(metadata)
   const jwksJson = JSON.stringify(keys.jwks)
 
@@ -195,7 +197,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
 
   const max = config.max_body_size
   const activity = ClientActivity.shared(deps.stash, clients.keys())
-  const token = tokenEndpoint({ auth, tokens, defaultAudience, activity })
+  const token = tokenEndpoint({ auth, tokens, defaultAudience, dpop, activity })
   const introspect = introspectionEndpoint({ auth, tokens })
   const revoke = revocationEndpoint({ auth, tokens, revocations, activity })
   const routes: InternalRoute[] = [

@@ -8,12 +8,15 @@ import type { FormHandler } from './endpoint.js'
 import { param, type FormParams } from './form-body.js'
 import { OAuthError, oauthJson } from './oauth-error.js'
 import { SCOPE_TOKEN } from './schema.js'
+import type { TokenEndpointDpop } from './dpop.js'
 
 export interface TokenEndpointOptions {
   readonly auth: ClientAuthenticator
   readonly tokens: AccessTokens
   /** aud of tokens requested without resource/audience. */
   readonly defaultAudience: string
+  /** RFC 9449 §5 DPoP-bound tokens. */
+  readonly dpop?: TokenEndpointDpop
   /** Counts tokens issued per client for the admin dashboard. */
   readonly activity?: ClientActivity
 }
@@ -30,18 +33,20 @@ export function tokenEndpoint (o: TokenEndpointOptions): FormHandler {
     const scopes = grantedScopes(client, param(params, 'scope'))
     const audience = requestedAudience(client, params, o.defaultAudience)
 
+    // RFC 9449 §5: a proof binds the token to its key (and wins over the certificate: see dpop.ts)
+    const jkt = await o.dpop?.bindingFor(ctx.req, client)
     // RFC 8705 §3: bind to the certificate of this TLS session
     const cert = ctx.tls?.certificate ?? null
     if (client.binding === 'required' && cert === null) {
       throw new OAuthError('invalid_request', 'this client\'s access tokens are certificate-bound (RFC 8705 §3): present the client certificate on the TLS connection')
     }
-    const x5t = client.binding !== 'never' && cert !== null ? cert.x5tS256 : undefined
+    const x5t = jkt === undefined && client.binding !== 'never' && cert !== null ? cert.x5tS256 : undefined
 
-    const { token, claims } = await o.tokens.issue({ clientId: client.id, scopes, audience, ttl: client.ttl, x5tS256: x5t })
+    const { token, claims } = await o.tokens.issue({ clientId: client.id, scopes, audience, ttl: client.ttl, x5tS256: x5t, jkt })
     o.activity?.issued(client.id)
-    ctx.log.info({ client_id: client.id, auth_method: method, outcome: 'issued', scope: claims.scope, aud: claims.aud, bound: x5t !== undefined, jti: claims.jti, exp: claims.exp }, 'authorization server: access token issued')
-    // RFC 6749 §5.1; token_type stays Bearer for bound tokens (RFC 8705 §3)
-    const body: Record<string, unknown> = { access_token: token, token_type: 'Bearer', expires_in: client.ttl }
+    ctx.log.info({ client_id: client.id, auth_method: method, outcome: 'issued', scope: claims.scope, aud: claims.aud, bound: x5t !== undefined ? 'x5t#S256' : (jkt !== undefined ? 'jkt' : false), jti: claims.jti, exp: claims.exp }, 'authorization server: access token issued')
+    // RFC 6749 §5.1; token_type stays Bearer for certificate-bound tokens (RFC 8705 §3), DPoP for DPoP-bound (RFC 9449 §5)
+    const body: Record<string, unknown> = { access_token: token, token_type: jkt === undefined ? 'Bearer' : 'DPoP', expires_in: client.ttl }
     if (claims.scope !== undefined) body.scope = claims.scope
     return oauthJson(200, body)
   }

@@ -21,6 +21,11 @@ export const ERRORS = {
   CB_ERR_TOKEN_INACTIVE: { status: 401, message: 'The access token is invalid' },
   CB_ERR_INSUFFICIENT_SCOPE: { status: 403, message: 'Insufficient scope' },
   CB_ERR_IDP_UNAVAILABLE: { status: 503, message: 'The authorization server is unavailable' },
+  // RFC 9449 §7.1 / §8
+  CB_ERR_DPOP_PROOF_INVALID: { status: 401, message: 'The DPoP proof is invalid' },
+  CB_ERR_DPOP_PROOF_MULTIPLE: { status: 400, message: 'More than one DPoP proof was sent' },
+  CB_ERR_DPOP_REPLAY: { status: 401, message: 'The DPoP proof is invalid' },
+  CB_ERR_DPOP_NONCE_REQUIRED: { status: 401, message: 'A DPoP nonce is required' },
   CB_ERR_TOKEN_REVOKED: { status: 401, message: 'The access token is invalid' },
   // shared state (gateway.store): a decision that needs it fails closed
   CB_ERR_STORE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },

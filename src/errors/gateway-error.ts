@@ -13,6 +13,15 @@ export interface GatewayErrorOptions {
   body?: string | Buffer
   contentType?: string
   cause?: unknown
+  /** The RFC 6750 / RFC 9449 challenge parameters, so a plugin can re-issue them under the schemes its route accepts. */
+  challenge?: ChallengeParams
+}
+
+/** `error`, `error_description` and `scope` of a WWW-Authenticate challenge (RFC 6750 §3, RFC 9449 §7.1). */
+export interface ChallengeParams {
+  readonly error?: string
+  readonly description?: string
+  readonly scope?: string
 }
 
 /**
@@ -26,6 +35,7 @@ export class GatewayError extends Error {
   readonly headers: Record<string, string> | undefined
   readonly body: string | Buffer | undefined
   readonly contentType: string | undefined
+  readonly challenge: ChallengeParams | undefined
 
   constructor (code: ErrorCode, opts: GatewayErrorOptions = {}) {
     super(opts.message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause })
@@ -36,6 +46,7 @@ export class GatewayError extends Error {
     this.headers = opts.headers
     this.body = opts.body
     this.contentType = opts.contentType
+    this.challenge = opts.challenge
   }
 }
 
@@ -56,7 +67,7 @@ export function bearerChallenge (error?: 'invalid_request' | 'invalid_token' | '
 
 /** 401 with no error code: the request carried no token at all (RFC 6750 §3.1). */
 export function tokenMissing (detail?: string): GatewayError {
-  return new GatewayError('CB_ERR_TOKEN_MISSING', { detail, headers: { 'www-authenticate': bearerChallenge() } })
+  return new GatewayError('CB_ERR_TOKEN_MISSING', { detail, headers: { 'www-authenticate': bearerChallenge() }, challenge: {} })
 }
 
 /** 401 invalid_token with a generic description; `detail` (the real reason) goes to the log. */
@@ -64,6 +75,7 @@ export function invalidToken (detail: string, code: ErrorCode = 'CB_ERR_TOKEN_IN
   return new GatewayError(code, {
     detail,
     headers: { 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') },
+    challenge: { error: 'invalid_token', description: 'The access token is invalid' },
   })
 }
 
@@ -72,6 +84,7 @@ export function invalidRequest (detail: string): GatewayError {
   return new GatewayError('CB_ERR_TOKEN_MULTIPLE', {
     detail,
     headers: { 'www-authenticate': bearerChallenge('invalid_request', 'The request is malformed') },
+    challenge: { error: 'invalid_request', description: 'The request is malformed' },
   })
 }
 
@@ -80,5 +93,6 @@ export function insufficientScope (required: string, detail: string): GatewayErr
   return new GatewayError('CB_ERR_INSUFFICIENT_SCOPE', {
     detail,
     headers: { 'www-authenticate': bearerChallenge('insufficient_scope', 'The access token lacks a required scope', required) },
+    challenge: { error: 'insufficient_scope', description: 'The access token lacks a required scope', scope: required },
   })
 }

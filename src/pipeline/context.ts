@@ -2,6 +2,7 @@ import type { IncomingMessage, IncomingHttpHeaders } from 'node:http'
 import type { Logger } from 'pino'
 import type { TlsIdentity } from '../server/peer.js'
 import type { CompiledRoute } from '../router/types.js'
+import type { Confirmation } from '../auth/cnf.js'
 
 /**
  * A verified credential: what a token plugin proved about the caller. Later plugins (scopes, header
@@ -16,8 +17,10 @@ export interface Credential {
   readonly scope: string
   readonly scopes: readonly string[]
   readonly tokenType: string | undefined
-  /** RFC 8705 cnf."x5t#S256", when the token is certificate-bound. */
+  /** RFC 8705 cnf."x5t#S256", when the token is certificate-bound (the same as `cnf?.['x5t#S256']`). */
   readonly cnfX5tS256: string | undefined
+  /** The token's confirmation (RFC 7800 `cnf`: `x5t#S256`, `jkt`…), verified by `enforceBinding`; undefined when unbound or malformed. */
+  readonly cnf?: Confirmation
   /** Which plugin verified it (for the log). */
   readonly verifiedBy: string
 }

@@ -44,6 +44,7 @@ describe('RFC 8414: authorization server metadata', () => {
       revocation_endpoint_auth_methods_supported: ['tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_basic', 'client_secret_post'],
       scopes_supported: ['admin', 'read', 'write'],
       tls_client_certificate_bound_access_tokens: true,
+      dpop_signing_alg_values_supported: ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'],
       mtls_endpoint_aliases: {
         token_endpoint: `${o}/oauth2/token`,
         introspection_endpoint: `${o}/oauth2/introspect`,

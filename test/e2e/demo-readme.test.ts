@@ -105,6 +105,32 @@ describe('the demo (npm start) and the README walkthrough, run as written', () =
     expect(run(token, replay)).toMatch(/^HTTP\/1\.1 401/m)
   })
 
+  it('runs the README\'s DPoP commands: a key (0600), a DPoP-bound token, 200 with a proof, 401 on replay and as Bearer', () => {
+    const cli = `node ${join(ROOT, 'bin', 'certbound.js')}`
+    const blocks = walkthrough().slice(4).map(b => b.replaceAll('npx certbound', cli).replaceAll('8443', String(port)))
+    expect(blocks.length).toBe(3)
+    const out = execFileSync('bash', ['-c', ['set -e', blocks[0], 'echo "== token ${#DTOKEN}"', 'echo "== call"', blocks[1], 'echo; echo "== replay"', blocks[2]].join('\n')], { cwd: dir, encoding: 'utf8', timeout: 60_000 })
+    expect(statSync(join(dir, 'dpop.pem')).mode & 0o077).toBe(0)
+    const [, tokenPart, call, replay] = out.split(/^== /m)
+    expect(Number(tokenPart.split(' ')[1])).toBeGreaterThan(100)
+    const echo = JSON.parse(call.slice(call.indexOf('{'))) as { request: { headers: Record<string, string> } }
+    expect(echo.request.headers['x-credential-token-type']).toBe('DPoP')
+    expect(echo.request.headers.dpop).toBeUndefined()
+    expect(replay).toMatch(/^replay\n200\n/)
+    expect(replay).toMatch(/www-authenticate: DPoP realm="certbound", error="invalid_dpop_proof".*algs="/i)
+    expect(replay.trim().endsWith('401')).toBe(true)
+  })
+
+  it('prints the DPoP commands to try, and they work as printed', () => {
+    const cli = `node ${join(ROOT, 'bin', 'certbound.js')}`
+    const hint = output.slice(output.indexOf('certbound demo is up'))
+    const lines = hint.split('\n').filter(l => l.startsWith('  ') && !l.trimStart().startsWith('#')).map(l => l.slice(2))
+    const cmds = lines.join('\n').replace(/\\\n/g, '').split('\n').slice(3, 6).map(c => c.replaceAll('npx certbound', cli).replaceAll('dpop.pem', 'dpop-hint.pem'))
+    expect(cmds[0]).toContain('--new-key')
+    const got = execFileSync('bash', ['-c', ['set -e', ...cmds].join('\n')], { cwd: dir, encoding: 'utf8', timeout: 60_000 })
+    expect(got).toContain('"x-credential-token-type": "DPoP"')
+  })
+
   it('answers on the admin listener', () => {
     const status = JSON.parse(execFileSync('curl', ['-s', `http://127.0.0.1:${adminPort}/status`], { encoding: 'utf8' })) as { ready: boolean }
     expect(status.ready).toBe(true)

@@ -59,6 +59,8 @@ export interface TokenRequest {
   format?: 'jwt' | 'opaque'
   /** RFC 8707 resource indicator; becomes the token's `aud`. Defaults to {@link IdpOptions.audience}. */
   resource?: string
+  /** RFC 9449 §5: a DPoP proof for the token endpoint (htm POST, htu {@link Idp.tokenEndpoint}); the token gets cnf.jkt. */
+  dpop?: string
 }
 
 export interface TokenResponse {
@@ -410,6 +412,8 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
         token_endpoint_auth_method: 'client_secret_basic',
       },
       cookies: { keys: cookieKeys },
+      // RFC 9449 proofs: oidc-provider's default is ES256 and EdDSA; the gateway also accepts RSA ones
+      enabledJWA: { dPoPSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] },
       ttl: { AccessToken: ttl, ClientCredentials: ttl },
       clientBasedCORS: function noCors() {
         return false
@@ -555,6 +559,7 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
       if (req.scope !== undefined) form.set('scope', req.scope)
       if (req.resource !== undefined) form.set('resource', req.resource)
       if (req.format !== undefined) headers[FORMAT_HEADER] = req.format
+      if (req.dpop !== undefined) headers.dpop = req.dpop
       const { status, body } = await postForm(tokenEndpoint, form, headers, req)
       if (status !== 200) throw oauthError(status, body)
       return JSON.parse(body) as TokenResponse

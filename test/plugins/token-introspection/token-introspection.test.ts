@@ -69,6 +69,8 @@ describe('token-introspection: config', () => {
       [{ introspection_endpoint_auth_method: 'tls_client_auth', client_cert: 'missing.pem', client_key: 'missing.key' }, ['client_cert']],
       [{ allow_anonymous: true }, ['allow_anonymous']],
       [{ trusted_ips: ['10.0.0.0/99'] }, ['trusted_ips', 0]],
+      // RFC 9449 §7.1: DPoP-bound tokens travel in Authorization only
+      [{ proof_of_possession_dpop: 'optional', token_header: 'X-Token' }, ['token_header']],
     ]
     for (const [extra, path] of cases) {
       const err = await Promise.resolve().then(() => plugin.create(schema.parse({ introspection_endpoint: idp.url, client_id: 'c', client_secret: 's', ...extra }), deps)).catch((e: unknown) => e)
