@@ -6,6 +6,7 @@ import { drainLogs } from './observability/logger.js'
 import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
 import { readConfigTexts } from './config/files.js'
 import { DPOP_HELP, dpopCommand } from './dpop-cli.js'
+import { parseArgsMessage } from './cli-args.js'
 
 const HELP: Record<string, string> = {
   main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
@@ -75,10 +76,8 @@ function parse<T extends ParseArgsConfig> (command: string, config: T): ReturnTy
   try {
     return parseArgs(config)
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? ''
-    if (!code.startsWith('ERR_PARSE_ARGS')) throw e
-    // node's wording ends with a hint to use "--" that does not apply here; keep the first sentence
-    const msg = (e as Error).message.replace(/\. To specify .*$/s, '').replace(/^Unknown option/, 'unknown option').replace(/^Option/, 'option')
+    const msg = parseArgsMessage(e)
+    if (msg === undefined) throw e
     throw new UsageError(command, msg)
   }
 }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { SignJWT, exportJWK } from 'jose'
 import { jwkThumbprint } from './auth/dpop/proof.js'
 import { normaliseHtu } from './auth/dpop/htu.js'
+import { parseArgsMessage } from './cli-args.js'
 
 export const DPOP_HELP = `usage: certbound dpop --new-key KEY.pem
        certbound dpop --key KEY.pem --url URL [--method GET] [--token TOKEN] [--nonce NONCE]
@@ -42,7 +43,12 @@ export async function dpopCommand (argv: string[], out: (s: string) => void, err
       },
       strict: true,
     }).values
-  } catch (e) { err(`certbound dpop: ${(e as Error).message} (usage: ${DPOP_USAGE})`); return 2 }
+  } catch (e) {
+    const msg = parseArgsMessage(e)
+    if (msg === undefined) throw e
+    err(`certbound dpop: ${msg} (usage: ${DPOP_USAGE})`)
+    return 2
+  }
 
   if (values['new-key'] !== undefined) {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })

@@ -44,12 +44,14 @@ export class AccessTokens {
     readonly issuer: string,
     private readonly keys: KeySet,
     private readonly revocations: RevocationStore,
+    /** The gateway's clock (deps.now): iat/nbf/exp and verification agree with every plugin's window. */
+    private readonly now: () => number = Date.now,
   ) {
     this.algorithms = [...new Set(keys.keys.map(k => k.alg))]
   }
 
   async issue (r: IssueRequest): Promise<IssuedToken> {
-    const now = Math.floor(Date.now() / 1000)
+    const now = Math.floor(this.now() / 1000)
     const claims: AccessTokenClaims = {
       iss: this.issuer,
       sub: r.clientId, // RFC 9068 §2.2: for client credentials, the client itself
@@ -86,6 +88,7 @@ export class AccessTokens {
         typ: 'at+jwt',
         algorithms: this.algorithms,
         requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+        currentDate: new Date(this.now()),
       })
       if (typeof payload.jti !== 'string' || typeof payload.client_id !== 'string') return undefined
       return payload

@@ -162,7 +162,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     throw new AuthorizationServerConfigError(problems.length > 0 ? problems : [{ path: [], code: 'CB_CFG_INVALID', message: 'the authorization server could not be created' }])
   }
 
-  const tokens = new AccessTokens(config.issuer, keys, revocations)
+  const tokens = new AccessTokens(config.issuer, keys, revocations, deps.now)
   // without the core's client (the AS alone, in tests) a private one, closed with the server
   const ownHttp = config.revocation_check_mode !== 'SKIP' && deps.http === undefined ? createHttpClient() : undefined
   const revocation = clientRevocationCheck({

@@ -271,7 +271,9 @@ describe('CLI', () => {
       [['certs', '--out', d, '--hosts', ','], 'certbound certs: --hosts needs at least one name (usage: certbound certs --out DIR [--hosts localhost,127.0.0.1])'],
       [['certs', '--out', d, 'extra'], 'certbound certs: unexpected argument "extra" (usage: certbound certs --out DIR [--hosts localhost,127.0.0.1])'],
       [['hash-secret', 'hunter2'], 'certbound hash-secret: unexpected argument "hunter2": the secret is read from stdin, never from the command line (usage: echo -n "$SECRET" | certbound hash-secret)'],
-      [['frobnicate'], 'certbound: unknown command "frobnicate" (usage: certbound <start|validate|certs|hash-secret> [options] (certbound --help))'],
+      [['dpop', '--bogus'], 'certbound dpop: unknown option \'--bogus\' (usage: certbound dpop --new-key KEY.pem | --key KEY.pem --url URL [--method M] [--token T] [--nonce N])'],
+      [['dpop', '--key', 'k.pem'], 'certbound dpop: give --new-key FILE, or --key FILE and --url URL (usage: certbound dpop --new-key KEY.pem | --key KEY.pem --url URL [--method M] [--token T] [--nonce N])'],
+      [['frobnicate'], 'certbound: unknown command "frobnicate" (usage: certbound <start|validate|certs|hash-secret|dpop> [options] (certbound --help))'],
     ]
     const results = await Promise.all(cases.map(([args]) => cli(args)))
     results.forEach((r, i) => {

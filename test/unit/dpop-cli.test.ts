@@ -44,10 +44,10 @@ describe('certbound dpop', () => {
     expect(decodeProtectedHeader((await run('--key', rsa, '--url', 'https://a.test/')).out).jwk).not.toHaveProperty('d')
   })
 
-  it('missing --url, a relative URL or an unsupported key: exit 1 with a message', async () => {
+  it('missing --url (a usage error: exit 2), a relative URL or an unsupported key (exit 1): a message', async () => {
     const f = join(dir, 'k2.pem')
     await run('--new-key', f)
-    expect((await run('--key', f)).code).toBe(1)
+    expect((await run('--key', f)).code).toBe(2)
     expect((await run('--key', f, '--url', '/relative')).err).toMatch(/not an absolute/)
     const p384 = join(dir, 'p384.pem')
     writeFileSync(p384, generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
