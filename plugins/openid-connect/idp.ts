@@ -34,6 +34,8 @@ export interface IdpOptions {
   readonly log: Logger
   /** PluginDeps.stash: what was loaded survives a config reload (the next instance starts ready). */
   readonly stash?: Map<string, unknown>
+  /** The gateway's clock (deps.now): key age and failure backoff are measured on it, so tests move it. */
+  readonly now: () => number
 }
 
 /** What an IdpState hands on to the instance that replaces it on reload: public data only. */
@@ -123,11 +125,11 @@ export class IdpState {
     const local = this.localIssuer()
     if (local !== undefined) { this.useLocal(local, false); return undefined }
     if (this.complete()) {
-      if (this.o.needKeys && Date.now() - this.keysAt > this.o.keysTtlMs) this.refreshInBackground()
+      if (this.o.needKeys && this.o.now() - this.keysAt > this.o.keysTtlMs) this.refreshInBackground()
       return undefined
     }
     if (this.inflight !== undefined) return this.inflight
-    if (Date.now() - this.lastFailureAt < this.failureBackoffMs) return Promise.reject(this.unavailable())
+    if (this.o.now() - this.lastFailureAt < this.failureBackoffMs) return Promise.reject(this.unavailable())
     return this.refresh()
   }
 
@@ -138,7 +140,7 @@ export class IdpState {
       () => { this.inflight = undefined },
       (err: unknown) => {
         this.inflight = undefined
-        this.lastFailureAt = Date.now()
+        this.lastFailureAt = this.o.now()
         this.lastFailure = err instanceof Error ? err.message : String(err)
         throw this.unavailable()
       },
@@ -157,7 +159,7 @@ export class IdpState {
 
   private refreshInBackground (): void {
     if (this.inflight !== undefined || this.closed) return
-    const now = Date.now()
+    const now = this.o.now()
     if (now - this.lastAttemptAt < this.o.cooldownMs || now - this.lastFailureAt < this.failureBackoffMs) return
     this.refresh().catch(() => {
       this.o.log.warn({ err: this.lastFailure }, 'openid-connect: JWKS refresh failed; the previous keys keep serving')
@@ -176,7 +178,7 @@ export class IdpState {
     if (this.closed) throw new Error('plugin closed')
     const local = this.localIssuer()
     if (local !== undefined) { this.useLocal(local, true); return }
-    this.lastAttemptAt = Date.now()
+    this.lastAttemptAt = this.o.now()
     const needMetadata = (this.o.needIssuer && this.expectedIssuer === undefined) ||
       (this.o.needKeys && this.jwksUri === undefined) ||
       (this.o.needIntrospection && this.introspectionEndpoint === undefined)
@@ -231,7 +233,7 @@ export class IdpState {
       this.jwks = jwks
       this.keysFingerprint = fingerprint
     }
-    this.keysAt = Date.now()
+    this.keysAt = this.o.now()
   }
 
   private useLocal (local: LocalIssuer, reloadKeys: boolean): void {
@@ -262,7 +264,7 @@ export class IdpState {
       } else if (this.inflight !== undefined) {
         await this.inflight // a refetch is already on its way: it may bring this kid
       } else {
-        const now = Date.now()
+        const now = this.o.now()
         // the IdP just failed: an unknown kid cannot be checked, which is "unavailable", not "invalid" — a
         // client told invalid_token would throw a good token away
         if (now - this.lastFailureAt < this.failureBackoffMs) throw this.unavailable()

@@ -346,6 +346,7 @@ export default definePlugin({
       tls,
       log,
       stash: deps.stash,
+      now: deps.now,
     })
     let introspection: IntrospectionClient | undefined
     if (needIntrospection) {
