@@ -177,7 +177,7 @@ class OpenidConnect implements PluginInstance {
     const now = this.now()
     if (now < e.cacheUntil) return this.accept(ctx, e, presented)
     // the signature is known good and the token is past exp: no need to verify it again to refuse it
-    if (now >= e.expMs) throw invalidToken('token expired')
+    if (now >= e.expMs) throw invalidToken('token expired', undefined, 'expired')
     this.cache.delete(cacheKey(presented.token))
     return this.miss(ctx, presented)
   }
