@@ -78,6 +78,7 @@ class OpenidConnect implements PluginInstance {
   readonly identityHeaders: readonly string[]
   readonly providesCredential = true
   readonly requestClientCertificate: boolean
+  readonly requireClientCertificate: boolean
   private readonly cache: VerifiedTokenCache<Entry>
   private readonly bearer: boolean
   private readonly introspection: IntrospectionClient | undefined
@@ -108,6 +109,7 @@ class OpenidConnect implements PluginInstance {
     headerRevocation?: HeaderRevocationCheck,
   ) {
     this.requestClientCertificate = c.proof_of_possession_mtls !== 'off'
+    this.requireClientCertificate = c.proof_of_possession_mtls === 'strict' && c.proof_of_possession_dpop === 'off'
     this.bearer = c.auth_methods.includes('bearer')
     this.introspection = introspection
     this.cache = new VerifiedTokenCache<Entry>(CACHE_MAX, now)
@@ -175,7 +177,7 @@ class OpenidConnect implements PluginInstance {
     const now = this.now()
     if (now < e.cacheUntil) return this.accept(ctx, e, presented)
     // the signature is known good and the token is past exp: no need to verify it again to refuse it
-    if (now >= e.expMs) throw invalidToken('token expired')
+    if (now >= e.expMs) throw invalidToken('token expired', undefined, 'expired')
     this.cache.delete(cacheKey(presented.token))
     return this.miss(ctx, presented)
   }

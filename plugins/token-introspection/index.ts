@@ -214,6 +214,9 @@ export default definePlugin({
     return {
       providesCredential: true,
       identityHeaders,
+      // RFC 8705 §3: strict refuses every token without cnf, so the handshake must ask for the certificate
+      requestClientCertificate: config.certificate_binding === 'strict',
+      requireClientCertificate: config.certificate_binding === 'strict' && config.proof_of_possession_dpop === 'off',
       // with dpop_use_nonce: the next nonce on successful responses (RFC 9449 §9)
       ...(verifier?.policy.nonces !== undefined ? { response: nextNonceResponse } : {}),
       // Synchronous on a warm cache with a certificate-bound or unbound token (one hash, one map lookup, cheap

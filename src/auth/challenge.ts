@@ -59,7 +59,7 @@ export class Challenger {
     const e = err.challenge.error
     const on = e === 'invalid_dpop_proof' || e === 'use_dpop_nonce' ? 'dpop' : used
     const headers = { ...err.headers, 'www-authenticate': this.header(err.challenge, on) }
-    return new GatewayError(err.code, { detail: err.detail, message: err.message, status: err.status, headers, body: err.body, contentType: err.contentType, challenge: err.challenge, cause: err.cause })
+    return new GatewayError(err.code, { detail: err.detail, message: err.message, status: err.status, headers, body: err.body, contentType: err.contentType, challenge: err.challenge, cause: err.cause, errCause: err.errCause })
   }
 }
 

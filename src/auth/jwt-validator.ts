@@ -1,5 +1,5 @@
 import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
-import { GatewayError, invalidToken } from '../errors/index.js'
+import { GatewayError, invalidToken, type ErrCause } from '../errors/index.js'
 import type { Clock } from '../store/types.js'
 
 /** Keycloak's payload `typ` values for tokens that are not access tokens (its access tokens say "Bearer"). */
@@ -46,6 +46,15 @@ function describeHeader (token: string): string {
   }
 }
 
+/** jose's failed claim check → the dashboard's sub-reason (nbf in the future: RFC 7519 §4.1.5). */
+function claimCause (claim: string, reason: string): ErrCause {
+  if (claim === 'iss') return 'issuer'
+  if (claim === 'aud') return 'audience'
+  if (claim === 'typ') return 'type'
+  if ((claim === 'nbf' || claim === 'iat') && reason === 'check_failed') return 'not_yet_valid'
+  return 'claim'
+}
+
 /**
  * The one validator of JWT access tokens (RFC 9068, RFC 8725): signature with the issuer's keys, algorithm
  * allow-list, iss, aud, exp (required) and nbf with leeway on the gateway's clock, explicit typing. Failures are 401
@@ -71,7 +80,7 @@ export class JwtValidator {
       result = await this.tryEachKey(token, err as unknown as AsyncIterable<CryptoKey>, options)
     }
     const problem = this.typProblem(result.protectedHeader.typ, result.payload)
-    if (problem !== undefined) throw invalidToken(problem)
+    if (problem !== undefined) throw invalidToken(problem, undefined, 'type')
     return result.payload
   }
 
@@ -113,17 +122,19 @@ export class JwtValidator {
         throw this.failure(err, token)
       }
     }
-    throw invalidToken(`no key of the issuer's JWKS verifies the signature (${describeHeader(token)})`)
+    throw invalidToken(`no key of the issuer's JWKS verifies the signature (${describeHeader(token)})`, undefined, 'signature')
   }
 
   /** jose's typed failures → 401 invalid_token with the precise reason for the log; IdP faults pass through. */
   private failure (err: unknown, token: string): Error {
     if (err instanceof GatewayError) return err
-    if (err instanceof errors.JWTExpired) return invalidToken(`token expired (exp ${String(err.payload.exp)}, leeway ${this.o.leewayS}s)`)
-    if (err instanceof errors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" ${err.reason}: ${err.message}`)
-    if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken(`algorithm not allowed (${describeHeader(token)}; allowed: ${this.o.algorithms.join(', ')})`)
-    if (err instanceof errors.JWKSNoMatchingKey) return invalidToken(`no key of the issuer's JWKS matches (${describeHeader(token)})`)
-    if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken(`signature verification failed (${describeHeader(token)})`)
+    const t = 'CB_ERR_TOKEN_INVALID'
+    if (err instanceof errors.JWTExpired) return invalidToken(`token expired (exp ${String(err.payload.exp)}, leeway ${this.o.leewayS}s)`, t, 'expired')
+    if (err instanceof errors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" ${err.reason}: ${err.message}`, t, claimCause(err.claim, err.reason))
+    if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken(`algorithm not allowed (${describeHeader(token)}; allowed: ${this.o.algorithms.join(', ')})`, t, 'algorithm')
+    if (err instanceof errors.JWKSNoMatchingKey) return invalidToken(`no key of the issuer's JWKS matches (${describeHeader(token)})`, t, 'unknown_key')
+    if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken(`signature verification failed (${describeHeader(token)})`, t, 'signature')
+    if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return invalidToken(`${err.code}: ${err.message}`, t, 'malformed')
     if (err instanceof errors.JOSEError) return invalidToken(`${err.code}: ${err.message}`)
     return err instanceof Error ? err : new Error(String(err))
   }

@@ -28,8 +28,8 @@ export const MAX_TOKEN_LENGTH = 16 * 1024
 
 function checked (token: string, scheme: Scheme): PresentedToken {
   if (token.length === 0) throw tokenMissing('empty token')
-  if (token.length > MAX_TOKEN_LENGTH) throw invalidToken(`token of ${token.length} bytes exceeds ${MAX_TOKEN_LENGTH}`)
-  if (!B64TOKEN.test(token)) throw invalidToken('token is not a RFC 6750 b64token')
+  if (token.length > MAX_TOKEN_LENGTH) throw invalidToken(`token of ${token.length} bytes exceeds ${MAX_TOKEN_LENGTH}`, undefined, 'malformed')
+  if (!B64TOKEN.test(token)) throw invalidToken('token is not a RFC 6750 b64token', undefined, 'malformed')
   return { scheme, token }
 }
 

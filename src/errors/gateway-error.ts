@@ -1,5 +1,23 @@
 import { ERRORS, type ErrorCode } from './codes.js'
 
+/**
+ * Why a credential was refused, finer than its code: one stable code (CB_ERR_TOKEN_INVALID) covers every reason
+ * RFC 6750 §3.1 lumps into `invalid_token`, and a shipped code never changes meaning, so the operator's finer
+ * question ("expired, or a bad signature?") is answered by this sub-reason instead. It goes to the access log
+ * (`err_cause`) and the admin dashboard, never to the client. Values are stable like codes: add, never rename.
+ */
+export type ErrCause =
+  | 'expired' // exp passed (RFC 7519 §4.1.4), leeway included
+  | 'not_yet_valid' // nbf / iat in the future (RFC 7519 §4.1.5)
+  | 'signature' // no key of the issuer verifies the JWS signature (RFC 7515 §5.2)
+  | 'unknown_key' // no key of the issuer's JWKS matches the header's kid/alg
+  | 'algorithm' // alg outside the allow-list (RFC 8725 §3.1)
+  | 'issuer' // iss is not an allowed issuer
+  | 'audience' // aud lacks a required audience
+  | 'claim' // another required claim missing or invalid
+  | 'type' // not an access token (typ, RFC 8725 §3.11, RFC 9068 §2.1)
+  | 'malformed' // not a JWS / b64token, or too long
+
 export interface GatewayErrorOptions {
   /** Private detail for the log only; never sent to the client. */
   detail?: string
@@ -13,6 +31,8 @@ export interface GatewayErrorOptions {
   body?: string | Buffer
   contentType?: string
   cause?: unknown
+  /** The stable sub-reason of the refusal, for the log and the dashboard (see ErrCause). */
+  errCause?: ErrCause
   /** The RFC 6750 / RFC 9449 challenge parameters, so a plugin can re-issue them under the schemes its route accepts. */
   challenge?: ChallengeParams
 }
@@ -36,6 +56,7 @@ export class GatewayError extends Error {
   readonly body: string | Buffer | undefined
   readonly contentType: string | undefined
   readonly challenge: ChallengeParams | undefined
+  readonly errCause: ErrCause | undefined
 
   constructor (code: ErrorCode, opts: GatewayErrorOptions = {}) {
     super(opts.message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause })
@@ -47,6 +68,7 @@ export class GatewayError extends Error {
     this.body = opts.body
     this.contentType = opts.contentType
     this.challenge = opts.challenge
+    this.errCause = opts.errCause
   }
 }
 
@@ -70,10 +92,11 @@ export function tokenMissing (detail?: string): GatewayError {
   return new GatewayError('CB_ERR_TOKEN_MISSING', { detail, headers: { 'www-authenticate': bearerChallenge() }, challenge: {} })
 }
 
-/** 401 invalid_token with a generic description; `detail` (the real reason) goes to the log. */
-export function invalidToken (detail: string, code: ErrorCode = 'CB_ERR_TOKEN_INVALID'): GatewayError {
+/** 401 invalid_token with a generic description; `detail` (the real reason) and `errCause` go to the log. */
+export function invalidToken (detail: string, code: ErrorCode = 'CB_ERR_TOKEN_INVALID', errCause?: ErrCause): GatewayError {
   return new GatewayError(code, {
     detail,
+    errCause,
     headers: { 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') },
     challenge: { error: 'invalid_token', description: 'The access token is invalid' },
   })

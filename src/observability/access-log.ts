@@ -20,6 +20,8 @@ export interface AccessRecord {
   readonly sub?: string | undefined
   readonly client_id?: string | undefined
   readonly err?: string | undefined
+  /** The stable sub-reason under `err` (GatewayError.errCause: expired, signature, …). */
+  readonly err_cause?: string | undefined
   readonly reason?: string | undefined
 }
 
@@ -73,6 +75,7 @@ export function createAccessLog (logger: Logger): (r: AccessRecord) => void {
     if (r.sub !== undefined) line += ',"sub":' + str(r.sub)
     if (r.client_id !== undefined) line += ',"client_id":' + str(r.client_id)
     if (r.err !== undefined) line += ',"err":' + str(r.err)
+    if (r.err_cause !== undefined) line += ',"err_cause":' + str(r.err_cause)
     if (r.reason !== undefined) line += ',"reason":' + str(r.reason)
     stream.write(line + '}\n')
   }

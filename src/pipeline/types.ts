@@ -47,6 +47,12 @@ export interface PluginInstance {
    * mtls-auth): TLS listeners configured with client_certificate: none then request one (never require).
    */
   readonly requestClientCertificate?: boolean
+  /**
+   * True if every request on the route is refused without a client certificate (RFC 8705 §3 strict binding with
+   * no other proof allowed): with no TLS listener that is a load error (CB_CFG_NO_TLS_LISTENER). Defaults to
+   * requestClientCertificate, for plugins that ask for a certificate only because they need one (mtls-auth).
+   */
+  readonly requireClientCertificate?: boolean
   /** For readiness (/status/ready): false while a resource this instance needs has never been reachable. */
   ready?(): boolean
   /** Start background work (prefetching keys) once listening. Never throws. */

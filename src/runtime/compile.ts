@@ -180,7 +180,8 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
  * A plugin that needs the client certificate, with no TLS listener to ask for one, refuses every request (401):
  * a Kong file has no listeners (they are in kong.conf), so a decK file run as it is would fail silently at the
  * first request. Say so at load instead. A certificate from a trusted proxy's header (certificate_header) needs
- * no TLS listener.
+ * no TLS listener. A plugin that only may use one (optional binding; strict mTLS with DPoP also allowed) says so
+ * with requireClientCertificate: false.
  */
 function checkClientCertificateReachable (cfg: LoadedConfig, instances: ReadonlyMap<string, { plugin: ResolvedPlugin, instance: PluginInstance }>): void {
   if (cfg.listeners.some(l => l.tls !== undefined)) return
@@ -188,7 +189,7 @@ function checkClientCertificateReachable (cfg: LoadedConfig, instances: Readonly
   for (const r of cfg.routes) {
     for (const p of r.plugins) {
       const inst = instances.get(p.key)
-      if (inst?.instance.requestClientCertificate !== true || reported.has(p.key)) continue
+      if (inst === undefined || (inst.instance.requireClientCertificate ?? inst.instance.requestClientCertificate) !== true || reported.has(p.key)) continue
       if ((p.config as { certificate_header?: unknown } | null)?.certificate_header !== undefined) continue
       reported.add(p.key)
       cfg.source.report([...p.path, 'name'], 'CB_CFG_NO_TLS_LISTENER',

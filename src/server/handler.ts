@@ -130,7 +130,7 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const svc = ctx?.route.service
     if (r?.failure !== undefined && r.failure !== 'client_closed' && svc !== undefined) metrics.upstreamError(svc.name, r.failure)
     if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && svc !== undefined) metrics.upstreamError(svc.name, err.code)
-    metrics.dashboard.record(route, status, totalMs, err?.code, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer)
+    metrics.dashboard.record(route, status, totalMs, err?.code, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer, err?.errCause)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
@@ -153,6 +153,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
       client_id: cred?.clientId,
       // a 2xx/3xx the gateway wrote itself (request-termination) is an answer, not an error
       err: err === undefined || err.status < 400 ? undefined : err.code,
+      // the stable sub-reason under the code (expired, signature, …): see ErrCause
+      err_cause: err === undefined || err.status < 400 ? undefined : err.errCause,
       reason: err === undefined || err.status < 400 ? undefined : err.detail,
     })
   }

@@ -1,8 +1,9 @@
 /**
  * The admin dashboard (issue 19): GET / on admin_listen, rendered in a real headless chromium, with real traffic
  * through a real TLS listener, the built-in authorization server issuing certificate-bound tokens, and the
- * openid-connect plugin refusing a token presented with another certificate. Asserts what a person sees: the routes
- * and their plugin chains, counters moving, a refused request under its reason, a certificate expiring in 10 days
+ * openid-connect plugin refusing a token presented with another certificate, an expired one and one with a bad
+ * signature. Asserts what a person sees: the routes and their plugin chains, counters moving, a refused request
+ * under its reason (an expired token and a bad signature apart, though both are CB_ERR_TOKEN_INVALID), a certificate expiring in 10 days
  * flagged, the AS's clients with issued and revoked counts, a refused reload's diagnostics. Screenshots (light and
  * dark) go to test-artifacts/dashboard/ (gitignored).
  */
@@ -30,6 +31,8 @@ let soonKey: string
 const agents: Agent[] = []
 const requested: string[] = []
 const pageErrors: string[] = []
+/** The gateway's clock runs this far ahead of the wall clock: tokens expire without the test sleeping. */
+let skewMs = 0
 
 const config = (extra = ''): string => `_format_version: "3.0"
 gateway:
@@ -130,7 +133,7 @@ beforeAll(async () => {
   const soon = await issueCert(pki.ca, { kind: 'client', subject: 'CN=soon-expiring, O=Example Org', notBefore: new Date(Date.now() - DAY_MS), notAfter: new Date(Date.now() + 10 * DAY_MS) })
   soonCert = soon.certPem; soonKey = soon.keyPem
   writeFileSync(pki.file('soon.crt'), soonCert)
-  gw = await startGateway(config(), { logLevel: 'info' })
+  gw = await startGateway(config(), { logLevel: 'info', now: () => Date.now() + skewMs })
   admin = gw.adminUrl!
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
@@ -184,6 +187,35 @@ describe('GET / on admin_listen, in chromium', () => {
     await expect.poll(() => row(REFUSALS, 'no client certificate').textContent(), { timeout: 10_000 }).toContain('CB_ERR_CERT_MISSING')
   })
 
+  it('an expired token and a token with a bad signature show under their own reasons, with the same stable code', async () => {
+    const c1 = agentFor(pki.client1)
+    // RFC 7515 §5.2: a signature that does not verify (one character of it changed; the first, never a padding bit)
+    const [h, p, sig] = (await tokenFor(c1)).split('.')
+    const forged = [h, p, (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1)].join('.')
+    expect(await call('/orders', c1, { authorization: `Bearer ${forged}` })).toBe(401)
+    // RFC 7519 §4.1.4: past exp (the AS's default lifetime is 300 s); one token already seen (refused from the
+    // openid-connect cache) and one never seen (refused by the JWT validator)
+    const seen = await tokenFor(c1)
+    const unseen = await tokenFor(c1)
+    expect(await call('/orders', c1, { authorization: `Bearer ${seen}` })).toBe(200)
+    skewMs = 3_600_000
+    try {
+      expect(await call('/orders', c1, { authorization: `Bearer ${seen}` })).toBe(401)
+      expect(await call('/orders', c1, { authorization: `Bearer ${unseen}` })).toBe(401)
+    } finally { skewMs = 0 }
+    const expired = row(REFUSALS, 'token expired')
+    await expect.poll(() => expired.count(), { timeout: 10_000 }).toBe(1)
+    expect(await expired.textContent()).toContain('CB_ERR_TOKEN_INVALID · expired')
+    expect(await cellNumber(REFUSALS, 'token expired', 3)).toBe(2)
+    const badSig = row(REFUSALS, 'invalid signature')
+    expect(await badSig.count()).toBe(1)
+    expect(await badSig.textContent()).toContain('CB_ERR_TOKEN_INVALID · signature')
+    expect(await cellNumber(REFUSALS, 'invalid signature', 3)).toBe(1)
+    // the access log says the same, per request: the stable code, and the sub-reason beside it
+    const refused = gw.logs.filter(l => l.msg === 'request' && l.err === 'CB_ERR_TOKEN_INVALID').map(l => l.err_cause)
+    expect(refused.sort()).toEqual(['expired', 'expired', 'signature'])
+  })
+
   it('a TLS handshake refused for want of a certificate (client_certificate: require) shows too', async () => {
     await new Promise<void>((resolve) => {
       const s = connect({ host: '127.0.0.1', port: gw.port(1), servername: 'localhost', ca: pki.ca.certPem })
@@ -231,7 +263,8 @@ describe('GET / on admin_listen, in chromium', () => {
     await r.body.text()
     expect(r.statusCode).toBe(200)
     await expect.poll(() => cellNumber(CLIENTS, 'client1', 3), { timeout: 10_000 }).toBe(1)
-    expect(await cellNumber(CLIENTS, 'client1', 2)).toBe(2)
+    // one for the binding mismatch, three for the expired and forged tokens, this one
+    expect(await cellNumber(CLIENTS, 'client1', 2)).toBe(5)
     expect(await row(CLIENTS, 'client1').textContent()).toContain('tls_client_auth')
   })
 
@@ -273,6 +306,10 @@ describe('GET /api/summary', () => {
     expect(s.routes.find(x => x.name === 'public')!.requests_total).toBeGreaterThanOrEqual(8)
     expect(s.certificates.find(c => c.subject === 'CN=soon-expiring,O=Example Org')!.expiring_soon).toBe(true)
     expect(s.store).toEqual({ backend: 'memory', connected: true })
+    const refusals = (s as unknown as { refusals: Array<{ code: string, cause?: string, reason: string, status?: number, total: number }> }).refusals
+    expect(refusals.filter(x => x.code === 'CB_ERR_TOKEN_INVALID').map(x => [x.cause, x.reason, x.status, x.total]).sort()).toEqual([
+      ['expired', 'token expired', 401, 2], ['signature', 'invalid signature', 401, 1],
+    ])
     expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./) // no JWT
     expect(text).not.toMatch(/BEGIN|PRIVATE|\$scrypt\$/)
   })

@@ -18,6 +18,18 @@ describe('access log writer', () => {
     expect(new Date(rec.time as string).getTime()).toBeGreaterThan(Date.now() - 10_000)
   })
 
+  it('writes the error code and its sub-reason as err and err_cause', () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (c: Buffer, _e, cb) { lines.push(c.toString()); cb() } })
+    const log = createAccessLog(createLogger({ destination: sink as never }))
+    log({ req_id: 'r', route: 'x', method: 'GET', path: '/', status: 401, bytes: 0, total_ms: 1, err: 'CB_ERR_TOKEN_INVALID', err_cause: 'expired', reason: 'token expired (exp 1, leeway 0s)' })
+    log({ req_id: 'r', route: 'x', method: 'GET', path: '/', status: 401, bytes: 0, total_ms: 1, err: 'CB_ERR_CERT_MISSING' })
+    const [a, b] = lines.map(l => JSON.parse(l) as Record<string, unknown>)
+    expect([a.err, a.err_cause, a.reason]).toEqual(['CB_ERR_TOKEN_INVALID', 'expired', 'token expired (exp 1, leeway 0s)'])
+    expect(b.err).toBe('CB_ERR_CERT_MISSING')
+    expect('err_cause' in b).toBe(false)
+  })
+
   it('writes durations in milliseconds with three decimals', () => {
     const lines: string[] = []
     const sink = new Writable({ write (c: Buffer, _e, cb) { lines.push(c.toString()); cb() } })

@@ -3,7 +3,7 @@
  * bounds hold whatever the traffic, quantiles come from the histogram, and workers' snapshots add up aligned.
  */
 import { describe, it, expect } from 'vitest'
-import { DashboardStats, MAX_CERTS, MAX_ROUTES, RECENT_SLOTS, SLOT_MS, SLOTS, mergeSnapshots, quantileMs } from '../../src/observability/dashboard/stats.js'
+import { DashboardStats, MAX_CERTS, MAX_REASONS, MAX_ROUTES, RECENT_SLOTS, SLOT_MS, SLOTS, mergeSnapshots, quantileMs } from '../../src/observability/dashboard/stats.js'
 import { buildSummary } from '../../src/observability/dashboard/summary.js'
 import { ReloadHistory } from '../../src/observability/dashboard/reload-history.js'
 import type { PeerCertificate } from '../../src/server/peer.js'
@@ -82,6 +82,12 @@ describe('bounded memory', () => {
     expect([c60.requests, c60.clientId, c60.consumer]).toEqual([2, 'client-60', 'consumer-60'])
   })
 
+  it(`remembers at most ${MAX_REASONS} refusal reasons (code × sub-reason)`, () => {
+    const s = new DashboardStats(clock().now)
+    for (let i = 0; i < MAX_REASONS + 10; i++) s.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, `c${i}`)
+    expect(s.snapshot().reasons.length).toBe(MAX_REASONS)
+  })
+
   it(`routes past ${MAX_ROUTES} are counted together`, () => {
     const s = new DashboardStats(clock().now)
     for (let i = 0; i < MAX_ROUTES + 10; i++) s.record(`route-${i}`, 200, 1, undefined, null, undefined, undefined)
@@ -107,6 +113,12 @@ describe('gateway.workers: snapshots add up', () => {
     expect(m.reasons[0].total).toBe(2)
     expect(m.reasons[0].series.slice(-2)).toEqual([1, 1])
     expect(m.certs).toEqual([expect.objectContaining({ x5t: 'thumb-1', requests: 2, clientId: 'c1', lastSeen: T0 + SLOT_MS })])
+    // the same code with different sub-reasons stays apart when workers' snapshots add up
+    sa.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, 'expired')
+    sb.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, 'expired')
+    sb.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, 'signature')
+    const m2 = mergeSnapshots([sa.snapshot(), sb.snapshot()])
+    expect(m2.reasons.map(x => [x.code, x.cause, x.total])).toEqual([['CB_ERR_TOKEN_INVALID', undefined, 2], ['CB_ERR_TOKEN_INVALID', 'expired', 2], ['CB_ERR_TOKEN_INVALID', 'signature', 1]])
     expect(m.routes.find(x => x.route === 'q')!.totals[4]).toBe(1)
   })
 })
@@ -125,6 +137,34 @@ describe('the summary', () => {
     ])
     // requests of a route no longer in the config still show, without a shape
     expect(sum.routes.map(r => [r.name, r.requests_total, r.service])).toEqual([['r', 3, null]])
+  })
+
+  it('refusals by code and sub-reason: an expired token and a bad signature are two reasons under one stable code', () => {
+    const c = clock()
+    const s = new DashboardStats(c.now)
+    for (let i = 0; i < 3; i++) s.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, 'expired')
+    s.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined, 'signature')
+    s.record('r', 401, 1, 'CB_ERR_TOKEN_INVALID', null, undefined, undefined) // an invalid token with no finer reason
+    s.record('r', 401, 1, 'CB_ERR_TOKEN_BINDING_MISMATCH', null, undefined, undefined)
+    s.refusal('CB_TLS_NO_CERTIFICATE')
+    const config = { routes: [], settings: {} } as unknown as LoadedConfig
+    const sum = buildSummary({ now: c.t, config, status: { version: 'x', config_hash: 'h', started_at: '', uptime_s: 0, ready: true }, stats: s.snapshot(), clients: undefined, reloads: new ReloadHistory().summary(), store: { backend: 'memory', connected: true } })
+    expect(sum.refusals.map(r => [r.reason, r.code, r.cause, r.status, r.total, r.recent])).toEqual([
+      ['token expired', 'CB_ERR_TOKEN_INVALID', 'expired', 401, 3, 3],
+      ['binding mismatch (token bound to another certificate)', 'CB_ERR_TOKEN_BINDING_MISMATCH', undefined, 401, 1, 1],
+      ['invalid token', 'CB_ERR_TOKEN_INVALID', undefined, 401, 1, 1],
+      ['invalid signature', 'CB_ERR_TOKEN_INVALID', 'signature', 401, 1, 1],
+      ['TLS handshake refused: no certificate', 'CB_TLS_NO_CERTIFICATE', undefined, undefined, 1, 1],
+    ])
+    // the JSON has no `cause` key where there is none
+    expect(Object.keys(JSON.parse(JSON.stringify(sum.refusals[1])) as object)).not.toContain('cause')
+  })
+
+  it('a sub-reason under another code qualifies that code\'s label', async () => {
+    const { reasonLabel } = await import('../../src/observability/dashboard/reasons.js')
+    expect(reasonLabel('CB_ERR_TOKEN_INVALID', 'not_yet_valid')).toBe('token not yet valid (nbf)')
+    expect(reasonLabel('CB_ERR_TOKEN_INACTIVE', 'expired')).toBe('inactive token (expired or revoked, per introspection): token expired')
+    expect(reasonLabel('CB_ERR_TOKEN_INVALID', 'from_a_newer_worker')).toBe('from_a_newer_worker')
   })
 
   it('reload history keeps the last refusal\'s diagnostics, bounded', () => {

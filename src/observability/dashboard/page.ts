@@ -129,7 +129,7 @@ const SCRIPT = `
     replaceBody('refusals', s.refusals.map(function (r) {
       var tr = el('tr');
       var th = el('th', r.reason); th.scope = 'row'; tr.appendChild(th);
-      cell(tr, '').appendChild(el('code', r.code));
+      cell(tr, '').appendChild(el('code', r.cause ? r.code + ' \u00b7 ' + r.cause : r.code));
       cell(tr, r.status === undefined || r.status === null ? '–' : r.status, 'num');
       cell(tr, r.recent, 'num');
       cell(tr, r.total, 'num');
@@ -248,7 +248,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <section aria-labelledby="h-refusals">
   <h2 id="h-refusals">Refusals by reason</h2>
   <table>
-    <caption>Requests answered with an error, by stable error code (as in the access log), and TLS handshakes refused</caption>
+    <caption>Requests answered with an error, by stable error code and sub-reason (err and err_cause in the access log), and TLS handshakes refused</caption>
     <thead><tr><th scope="col">Reason</th><th scope="col">Code</th><th scope="col" class="num">Status</th><th scope="col" class="num">Last min</th><th scope="col" class="num">Total</th><th scope="col">Over time</th></tr></thead>
     <tbody id="refusals"></tbody>
   </table>

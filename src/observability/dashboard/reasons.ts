@@ -1,4 +1,5 @@
 import { ERRORS } from '../../errors/codes.js'
+import type { ErrCause } from '../../errors/gateway-error.js'
 
 /**
  * What an operator calls each refusal, by its stable error code (src/errors/codes.ts). The codes are what the
@@ -8,7 +9,7 @@ import { ERRORS } from '../../errors/codes.js'
  */
 const LABELS: Readonly<Record<string, string>> = {
   CB_ERR_TOKEN_BINDING_MISMATCH: 'binding mismatch (token bound to another certificate)',
-  CB_ERR_TOKEN_INVALID: 'invalid token (signature, expiry, issuer, audience)',
+  CB_ERR_TOKEN_INVALID: 'invalid token',
   CB_ERR_TOKEN_INACTIVE: 'inactive token (expired or revoked, per introspection)',
   CB_ERR_TOKEN_MISSING: 'no access token',
   CB_ERR_TOKEN_MULTIPLE: 'more than one access token',
@@ -38,10 +39,31 @@ const LABELS: Readonly<Record<string, string>> = {
   CB_ERR_INTERNAL: 'internal error',
 }
 
+/**
+ * The sub-reasons under a code (GatewayError.errCause), as an operator says them. Under CB_ERR_TOKEN_INVALID the
+ * sub-reason is the whole story ("token expired"); under another code it qualifies the code's label.
+ */
+const CAUSE_LABELS: Readonly<Record<ErrCause, string>> = {
+  expired: 'token expired',
+  not_yet_valid: 'token not yet valid (nbf)',
+  signature: 'invalid signature',
+  unknown_key: 'signing key not found (kid)',
+  algorithm: 'algorithm not allowed',
+  issuer: 'wrong issuer',
+  audience: 'wrong audience',
+  claim: 'invalid claim',
+  type: 'not an access token (typ)',
+  malformed: 'malformed token',
+}
+
 /** Prefix of refusals counted at the TLS handshake (no HTTP request, so no error code): `CB_TLS_<reason>`. */
 export const TLS_REFUSAL_PREFIX = 'CB_TLS_'
 
-export function reasonLabel (code: string): string {
+export function reasonLabel (code: string, cause?: string): string {
+  if (cause !== undefined) {
+    const c = (CAUSE_LABELS as Readonly<Record<string, string>>)[cause] ?? cause
+    return code === 'CB_ERR_TOKEN_INVALID' ? c : `${reasonLabel(code)}: ${c}`
+  }
   const l = LABELS[code]
   if (l !== undefined) return l
   if (code.startsWith(TLS_REFUSAL_PREFIX)) return `TLS handshake refused: ${code.slice(TLS_REFUSAL_PREFIX.length).replace(/_/g, ' ').toLowerCase()}`

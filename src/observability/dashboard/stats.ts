@@ -21,7 +21,7 @@ export const RECENT_SLOTS = 60_000 / SLOT_MS
  */
 export const MAX_ROUTES = 512
 export const MAX_CERTS = 256
-export const MAX_REASONS = 64
+export const MAX_REASONS = 128
 const OTHER_ROUTE = '(other routes)'
 
 interface RouteSeries {
@@ -67,7 +67,8 @@ export interface StatsSnapshot {
     /** The last minute's latency histogram (LATENCY_BOUNDS_MS, then overflow). */
     readonly latency: readonly number[]
   }>
-  readonly reasons: ReadonlyArray<{ readonly code: string, readonly total: number, readonly series: readonly number[] }>
+  /** By code, and under a code by its sub-reason (`cause`: expired, signature…, see ErrCause) where it has one. */
+  readonly reasons: ReadonlyArray<{ readonly code: string, readonly cause?: string, readonly total: number, readonly series: readonly number[] }>
   readonly certs: ReadonlyArray<{
     readonly x5t: string, readonly subject: string, readonly issuer: string, readonly notAfter: number
     readonly consumer?: string, readonly clientId?: string, readonly lastSeen: number, readonly requests: number
@@ -76,23 +77,26 @@ export interface StatsSnapshot {
 
 /**
  * The dashboard's memory of recent traffic, per process: per-route request counts, status classes and latency
- * histograms in 5-second slots, refusals by error code, and the client certificates seen. Fed once per request
+ * histograms in 5-second slots, refusals by error code and sub-reason, and the client certificates seen. Fed once per request
  * from where the access log is written; a request costs a few array increments and a map lookup, and allocates
  * only the first time a route, code or certificate is seen. Everything is bounded (MAX_*), ring buffers overwrite
  * the oldest slot, and the least recently seen certificate makes room for a new one.
  */
 export class DashboardStats {
   private readonly routes = new Map<string, RouteSeries>()
-  private readonly reasons = new Map<string, ReasonSeries>()
+  /** code → sub-reason ('' for none) → series: two lookups, so counting a refusal builds no key string. */
+  private readonly reasons = new Map<string, Map<string, ReasonSeries>>()
+  private reasonCount = 0
   private readonly certs = new Map<string, CertSeen>()
 
   constructor (private readonly now: () => number = Date.now) {}
 
   /**
    * One request, from what is at hand where the access log is written: positional arguments, so the hot path
-   * allocates nothing. `code` is the stable error code (src/errors/codes.ts) it was answered with, if any.
+   * allocates nothing. `code` is the stable error code (src/errors/codes.ts) it was answered with, if any, and
+   * `cause` its sub-reason (GatewayError.errCause).
    */
-  record (route: string, status: number, ms: number, code: string | undefined, cert: PeerCertificate | null | undefined, clientId: string | undefined, consumer: Consumer | undefined): void {
+  record (route: string, status: number, ms: number, code: string | undefined, cert: PeerCertificate | null | undefined, clientId: string | undefined, consumer: Consumer | undefined, cause?: string): void {
     const t = this.now()
     const slot = Math.floor(t / SLOT_MS)
     const pos = slot % SLOTS
@@ -109,14 +113,14 @@ export class DashboardStats {
     let i = 0
     while (i < b.length && ms > b[i]) i++
     r.latency[pos * NB + i]++
-    if (code !== undefined) this.refused(code, slot, pos)
+    if (code !== undefined) this.refused(code, cause ?? '', slot, pos)
     if (cert !== null && cert !== undefined) this.certSeen(cert, t, clientId, consumer)
   }
 
   /** A refusal that never became a request (a TLS handshake without the required certificate, say). */
   refusal (code: string): void {
     const slot = Math.floor(this.now() / SLOT_MS)
-    this.refused(code, slot, slot % SLOTS)
+    this.refused(code, '', slot, slot % SLOTS)
   }
 
   snapshot (): StatsSnapshot {
@@ -139,14 +143,14 @@ export class DashboardStats {
       }
       return { route, requests, totals: [...r.totals], recent, latency }
     })
-    const reasons = [...this.reasons].map(([code, r]) => {
+    const reasons = [...this.reasons].flatMap(([code, byCause]) => [...byCause].map(([cause, r]) => {
       const series = new Array<number>(SLOTS).fill(0)
       for (let k = 0; k < SLOTS; k++) {
         const slot = endSlot - SLOTS + 1 + k
         if (r.slotOf[slot % SLOTS] === slot) series[k] = r.counts[slot % SLOTS]
       }
-      return { code, total: r.total, series }
-    })
+      return cause === '' ? { code, total: r.total, series } : { code, cause, total: r.total, series }
+    }))
     const certs = [...this.certs.values()].map(c => ({
       x5t: c.x5t, subject: c.subject, issuer: c.issuer, notAfter: c.notAfter, consumer: c.consumer, clientId: c.clientId, lastSeen: c.lastSeen, requests: c.requests,
     }))
@@ -172,13 +176,16 @@ export class DashboardStats {
     return r
   }
 
-  private refused (code: string, slot: number, pos: number): void {
-    let r = this.reasons.get(code)
+  private refused (code: string, cause: string, slot: number, pos: number): void {
+    let byCause = this.reasons.get(code)
+    let r = byCause?.get(cause)
     if (r === undefined) {
-      // codes come from the catalogue, so this bound is never reached in practice; it keeps the promise anyway
-      if (this.reasons.size >= MAX_REASONS) return
+      // codes and causes come from the catalogues, so this bound is never reached in practice; it keeps the promise anyway
+      if (this.reasonCount >= MAX_REASONS) return
       r = { slotOf: new Float64Array(SLOTS).fill(-1), counts: new Uint32Array(SLOTS), total: 0 }
-      this.reasons.set(code, r)
+      if (byCause === undefined) { byCause = new Map(); this.reasons.set(code, byCause) }
+      byCause.set(cause, r)
+      this.reasonCount++
     }
     if (r.slotOf[pos] !== slot) { r.slotOf[pos] = slot; r.counts[pos] = 0 }
     r.counts[pos]++
@@ -222,7 +229,7 @@ export function mergeSnapshots (snaps: readonly StatsSnapshot[]): StatsSnapshot 
   }
   const add = (a: number[], b: readonly number[]): void => { for (let i = 0; i < a.length; i++) a[i] += b[i] ?? 0 }
   const routes = new Map<string, { route: string, requests: number[], totals: number[], recent: number[], latency: number[] }>()
-  const reasons = new Map<string, { code: string, total: number, series: number[] }>()
+  const reasons = new Map<string, { code: string, cause?: string, total: number, series: number[] }>()
   const certs = new Map<string, StatsSnapshot['certs'][number] & { requests: number, lastSeen: number }>()
   for (const s of snaps) {
     for (const r of s.routes) {
@@ -231,8 +238,9 @@ export function mergeSnapshots (snaps: readonly StatsSnapshot[]): StatsSnapshot 
       add(m.requests, shifted(r.requests, s.endSlot)); add(m.totals, r.totals); add(m.recent, r.recent); add(m.latency, r.latency)
     }
     for (const r of s.reasons) {
-      const m = reasons.get(r.code)
-      if (m === undefined) { reasons.set(r.code, { code: r.code, total: r.total, series: shifted(r.series, s.endSlot) }); continue }
+      const key = r.cause === undefined ? r.code : `${r.code} ${r.cause}`
+      const m = reasons.get(key)
+      if (m === undefined) { reasons.set(key, { ...r, series: shifted(r.series, s.endSlot) }); continue }
       m.total += r.total
       add(m.series, shifted(r.series, s.endSlot))
     }

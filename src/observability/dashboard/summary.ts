@@ -25,7 +25,7 @@ export interface DashboardSummary {
     readonly reporting_workers?: number
   }
   readonly routes: readonly RouteSummary[]
-  readonly refusals: ReadonlyArray<{ readonly code: string, readonly reason: string, readonly status?: number, readonly total: number, readonly recent: number, readonly series: readonly number[] }>
+  readonly refusals: ReadonlyArray<{ readonly code: string, readonly cause?: string, readonly reason: string, readonly status?: number, readonly total: number, readonly recent: number, readonly series: readonly number[] }>
   readonly certificates: readonly CertificateSummary[]
   readonly authorization_server: { readonly clients: readonly ClientActivityRow[] } | null
   readonly reloads: ReturnType<ReloadHistory['summary']>
@@ -100,12 +100,13 @@ export function buildSummary (i: SummaryInput): DashboardSummary {
 
   const refusals = i.stats.reasons.map(r => ({
     code: r.code,
-    reason: reasonLabel(r.code),
+    cause: r.cause,
+    reason: reasonLabel(r.code, r.cause),
     status: reasonStatus(r.code),
     total: r.total,
     recent: r.series.slice(SLOTS - RECENT_SLOTS).reduce((a, b) => a + b, 0),
     series: r.series,
-  })).sort((a, b) => b.total - a.total || a.code.localeCompare(b.code))
+  })).sort((a, b) => b.total - a.total || a.code.localeCompare(b.code) || (a.cause ?? '').localeCompare(b.cause ?? ''))
 
   const certificates: CertificateSummary[] = i.stats.certs.map(c => {
     const days = (c.notAfter - i.now) / DAY_MS
