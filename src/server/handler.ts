@@ -130,7 +130,8 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     const svc = ctx?.route.service
     if (r?.failure !== undefined && r.failure !== 'client_closed' && svc !== undefined) metrics.upstreamError(svc.name, r.failure)
     if (err !== undefined && (err.code === 'CB_ERR_UPSTREAM_UNAVAILABLE' || err.code === 'CB_ERR_UPSTREAM_TIMEOUT') && svc !== undefined) metrics.upstreamError(svc.name, err.code)
-    metrics.dashboard.record(route, status, totalMs, err?.code, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer, err?.errCause)
+    // a refusal is an answer of 400 or more (request-termination answers 200 with CB_ERR_TERMINATED: not a refusal)
+    metrics.dashboard.record(route, status, totalMs, status >= 400 ? err?.code : undefined, ctx?.tls?.certificate, ctx?.credential?.clientId, ctx?.consumer, err?.errCause)
     if (!rt.config.settings.access_log) return
     const cert = ctx?.tls?.certificate
     const cred = ctx?.credential
