@@ -42,5 +42,38 @@ export { AUTHENTICATED_GROUPS, CONSUMER_HEADERS, findConsumer, setConsumer } fro
 export type { ConsumerBy, ConsumerDirectory } from './pipeline/consumers.js'
 
 // in-process services (the built-in authorization server as an issuer / introspection endpoint)
-export { localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
+export { assertNotRevokedLocally, localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
 export type { LocalIssuer } from './pipeline/local-issuer.js'
+
+// token validation shared by every plugin that accepts OAuth 2.0 access tokens: where the token is (RFC 6750 §2,
+// RFC 9449 §7), JWT validation (RFC 9068), introspection (RFC 7662), the cnf confirmation and its enforcement
+// (RFC 8705 §3, RFC 9449 §6), DPoP proofs and nonces (RFC 9449), the challenge, the per-token verdict cache
+export { extractToken } from './auth/token-extraction.js'
+export type { PresentedToken } from './auth/token-extraction.js'
+export { isCompactJws, JwtValidator } from './auth/jwt-validator.js'
+export { IntrospectionClient } from './auth/introspection-client.js'
+export { parseCnf } from './auth/cnf.js'
+export type { Confirmation } from './auth/cnf.js'
+export { enforceBinding } from './auth/enforce-binding.js'
+export type { BindingPolicy } from './auth/enforce-binding.js'
+export { createDpop, dpopSchemaFields, nextNonceResponse } from './auth/dpop/setup.js'
+export type { DpopVerifier } from './auth/dpop/proof.js'
+export type { Challenger } from './auth/challenge.js'
+export { VerifiedTokenCache } from './auth/token-cache.js'
+
+// revocation of client certificates: presented in a header by a trusted terminator, or checked online (OCSP, CRL
+// distribution points, RFC 6960 / RFC 5280 §4.2.1.13) with the chain the plugin verified
+export { createHeaderRevocationCheck, headerRevocationKeys } from './auth/revocation/header-certificate.js'
+export type { HeaderRevocationCheck } from './auth/revocation/header-certificate.js'
+export { admits, OnlineRevocationChecker, revocationState } from './auth/revocation/online-checker.js'
+export { issuerIn } from './auth/revocation/issuer.js'
+export { compileTrustedIps } from './auth/cert-source.js'
+
+// the network: CIDR sets (trusted proxies, allow lists) and the client address they give (X-Forwarded-For)
+export { CidrSet } from './net/cidr.js'
+export { clientAddress } from './net/client-address.js'
+
+// stores a plugin opens itself: its own Redis connection (gateway.store.redis's keys), and whether a store is
+// in-process (no round trip worth batching)
+export type { RedisConnectionInput } from './store/schema.js'
+export { isInProcessStore } from './store/memory.js'

@@ -1,9 +1,8 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey, type CompactJWSHeaderParameters, type FlattenedJWSInput } from 'jose'
 import type { Logger } from 'pino'
-import type { HttpClient, HttpTlsOptions } from '../../src/http-client/types.js'
-import type { LocalServices } from '../../src/pipeline/types.js'
-import { localIssuerKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
-import { GatewayError } from '../../src/errors/index.js'
+import {
+  localIssuerKey, GatewayError, type HttpClient, type HttpTlsOptions, type LocalServices, type LocalIssuer,
+} from '../../src/plugin-api.js'
 
 type LocalJwks = ReturnType<typeof createLocalJWKSet>
 

@@ -1,7 +1,4 @@
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
-import { clientAddress } from '../../src/net/client-address.js'
-import type { CidrSet } from '../../src/net/cidr.js'
+import { VERIFIED_CLIENT_CERTIFICATE, clientAddress, type RequestContext, type CidrSet } from '../../src/plugin-api.js'
 import type { RateLimitingConfig } from './schema.js'
 
 /**

@@ -1,19 +1,13 @@
 import { createPrivateKey, hash, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
-import type { Credential, RequestContext } from '../../src/pipeline/context.js'
-import { assertNotRevokedLocally, localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
-import type { HttpRequestOptions } from '../../src/http-client/types.js'
-import { insufficientScope, invalidToken } from '../../src/errors/index.js'
-import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
-import { createCertSource } from '../../src/auth/cert-source.js'
-import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
-import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
-import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
-import { IntrospectionClient } from '../../src/auth/introspection-client.js'
-import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
-import { CidrSet, createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
-import { createHeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
+import {
+  definePlugin, PluginConfigError, assertNotRevokedLocally, localIntrospectionKey, insufficientScope,
+  invalidToken, CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, createCertSource,
+  parseCnf, extractToken, enforceBinding, IntrospectionClient, VerifiedTokenCache, CidrSet, createDpop,
+  nextNonceResponse, createHeaderRevocationCheck, type PluginDeps, type PluginInstance, type Credential,
+  type RequestContext, type LocalIssuer, type HttpRequestOptions, type Confirmation, type PresentedToken,
+  type BindingPolicy,
+} from '../../src/plugin-api.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
 /** An introspection result, cached per token hash. */
