@@ -13,7 +13,7 @@ export type { Clock, StateStore } from './store/types.js'
 
 // the request
 export { RequestContext, StateKey, MULTIPLE } from './pipeline/context.js'
-export type { Credential, Consumer } from './pipeline/context.js'
+export type { Credential, Consumer, VerifiedClientCertificate } from './pipeline/context.js'
 export type { PeerCertificate, TlsIdentity } from './server/peer.js'
 
 // answers: stable codes, RFC 6750 challenges
@@ -27,9 +27,9 @@ export { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialH
 
 // client certificates: chains, CRLs, certificate headers from a trusted TLS terminator
 export {
-  certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain, VERIFIED_CLIENT_CERTIFICATE,
+  certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain,
 } from './auth/verify-chain.js'
-export type { ChainFailureReason, ChainResult, TrustStore, VerifiedClientCertificate } from './auth/verify-chain.js'
+export type { ChainFailureReason, ChainResult, TrustStore } from './auth/verify-chain.js'
 export { CrlLoadError, CrlStore } from './auth/crl.js'
 export { CERTIFICATE_HEADER_FORMATS, createCertSource, nginxEscapeUriComponent } from './auth/cert-source.js'
 export type { CertSource } from './auth/cert-source.js'

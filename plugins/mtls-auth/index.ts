@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import {
   definePlugin, PluginConfigError, GatewayError, sanitize, nginxEscapeUriComponent, CrlLoadError, CrlStore,
   certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain,
-  VERIFIED_CLIENT_CERTIFICATE, admits, type PluginDeps, type PluginInstance, type RequestContext,
+  admits, type PluginDeps, type PluginInstance, type RequestContext,
   type PeerCertificate, type ChainFailureReason, type ChainResult, type TrustStore,
 } from '../../src/plugin-api.js'
 import { schema, type MtlsAuthConfig } from './schema.js'
@@ -188,7 +188,7 @@ export default definePlugin({
       if (!v.ok) {
         throw new GatewayError('CB_ERR_CERT_INVALID', { status, detail: `${v.reason}: ${v.detail}` })
       }
-      ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: cert, chain: v.chain })
+      ctx.clientCertificate = { certificate: cert, chain: v.chain }
       for (const [name, value] of v.headers) ctx.setUpstreamHeader(name, value)
       mapCertificate(ctx, cert, status)
     }

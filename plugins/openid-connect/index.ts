@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import {
   definePlugin, PluginConfigError, GatewayError, insufficientScope, invalidToken, CREDENTIAL_HEADERS,
   claimHeaderValue, credentialFromClaims, credentialHeaders, compileTrustedIps, createCertSource,
-  createHeaderRevocationCheck, VERIFIED_CLIENT_CERTIFICATE, parseCnf, extractToken, enforceBinding,
+  createHeaderRevocationCheck, parseCnf, extractToken, enforceBinding,
   IntrospectionClient, isCompactJws, JwtValidator, VerifiedTokenCache, createDpop, nextNonceResponse,
   assertNotRevokedLocally, type PluginDeps, type PluginInstance, type Credential, type RequestContext,
   type CertSource, type HeaderRevocationCheck, type Confirmation, type PresentedToken, type BindingPolicy,
@@ -126,7 +126,7 @@ class OpenidConnect implements PluginInstance {
       // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
       certificateRevoked: headerRevocation === undefined
         ? undefined
-        : (ctx: RequestContext, cert: PeerCertificate) => ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
+        : (ctx: RequestContext, cert: PeerCertificate) => ctx.clientCertificate === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
       dpopVerifier,
     })
     this.schemes = Object.freeze({ header: 'authorization', bearer: c.proof_of_possession_dpop !== 'strict', dpop: c.proof_of_possession_dpop !== 'off' })
@@ -229,7 +229,7 @@ class OpenidConnect implements PluginInstance {
    * the handshake proved possession of its key, which is what RFC 8705 §3 binds to.
    */
   private clientCertificate (ctx: RequestContext): { certificate: PeerCertificate | null, reason?: string } {
-    const verified = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
+    const verified = ctx.clientCertificate
     if (verified !== undefined) return { certificate: verified.certificate }
     if (this.certSource !== undefined) return this.certSource.resolve(ctx)
     return { certificate: ctx.tls?.certificate ?? null, reason: ctx.tls === null ? 'the request did not come over TLS' : 'no client certificate in the TLS session' }

@@ -1,6 +1,7 @@
+import type { X509Certificate } from 'node:crypto'
 import type { IncomingMessage, IncomingHttpHeaders } from 'node:http'
 import type { Logger } from 'pino'
-import type { TlsIdentity } from '../server/peer.js'
+import type { PeerCertificate, TlsIdentity } from '../server/peer.js'
 import type { CompiledRoute } from '../router/types.js'
 import type { Confirmation } from '../auth/cnf.js'
 
@@ -35,6 +36,17 @@ export interface Consumer {
   readonly customId: string | undefined
   /** acl groups (`consumers[].acls[].group`). */
   readonly groups: readonly string[]
+}
+
+/**
+ * A client certificate an authentication plugin verified against its own trust anchors (RFC 5280 §6 path
+ * validation, revocation checked as configured), for later plugins: an acl that admits any authenticated caller,
+ * a rate limit per certificate, headers naming the certificate's subject and issuer.
+ */
+export interface VerifiedClientCertificate {
+  readonly certificate: PeerCertificate
+  /** Leaf first, ending at the trust anchor. */
+  readonly chain: readonly X509Certificate[]
 }
 
 /** A typed, write-once key for plugin-specific per-request state. */
@@ -76,6 +88,7 @@ export class RequestContext {
    * RateLimit-* headers). Names in lower case; undefined until a plugin adds one (the hot path allocates nothing).
    */
   responseHeaders: Array<[name: string, value: string]> | undefined = undefined
+  private verifiedClientCertificate: VerifiedClientCertificate | undefined = undefined
   private state: Map<StateKey<unknown>, unknown> | undefined = undefined
 
   constructor (init: {
@@ -107,6 +120,17 @@ export class RequestContext {
   removeUpstreamQuery (name: string): void { this.upstreamQuery.push([name, null, false]) }
   /** Set a header on the answer to the client (replacing the upstream's): see `responseHeaders`. */
   setResponseHeader (name: string, value: string): void { (this.responseHeaders ??= []).push([name.toLowerCase(), value]) }
+
+  /**
+   * The client certificate an authentication plugin verified, with the chain it built; undefined until one did
+   * (the listener's own client-CA check is `tls`, not this). Write-once: a second plugin cannot replace what
+   * the first proved.
+   */
+  get clientCertificate (): VerifiedClientCertificate | undefined { return this.verifiedClientCertificate }
+  set clientCertificate (verified: VerifiedClientCertificate) {
+    if (this.verifiedClientCertificate !== undefined) throw new TypeError('ctx.clientCertificate is write-once')
+    this.verifiedClientCertificate = verified
+  }
 
   get<T> (key: StateKey<T>): T | undefined { return this.state?.get(key) as T | undefined }
   set<T> (key: StateKey<T>, value: T): void {

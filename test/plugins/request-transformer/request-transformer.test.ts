@@ -3,7 +3,6 @@ import { X509Certificate } from 'node:crypto'
 import plugin from '../../../plugins/request-transformer/index.js'
 import { compileTemplate, parseTemplate, renderTemplate, type TemplateEnv } from '../../../plugins/request-transformer/template.js'
 import { credentialFromClaims } from '../../../src/auth/credential.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../../src/auth/verify-chain.js'
 import { describeCertificate } from '../../../src/server/peer.js'
 import type { RequestContext } from '../../../src/pipeline/context.js'
 import { createTestPki, type TestPki } from '../../helpers/pki.js'
@@ -176,7 +175,7 @@ describe('client_cert templates', () => {
   it('mtls-auth\'s verified certificate (e.g. from a trusted proxy header) is preferred', async () => {
     const p = await build(plugin, config)
     const ctx = ctxWith({ plain: true })
-    ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: describeCertificate(new X509Certificate(pki.client2.certPem)), chain: [] })
+    ctx.clientCertificate = { certificate: describeCertificate(new X509Certificate(pki.client2.certPem)), chain: [] }
     await run(p, ctx)
     expect(upstreamHeaderMap(ctx)['x-cn']).toBe('client2')
   })
