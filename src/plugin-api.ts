@@ -13,7 +13,7 @@ export type { Clock, StateStore } from './store/types.js'
 
 // the request
 export { RequestContext, StateKey, MULTIPLE } from './pipeline/context.js'
-export type { Credential, Consumer, VerifiedClientCertificate } from './pipeline/context.js'
+export type { Credential, Consumer, UpstreamHeaderView, VerifiedClientCertificate } from './pipeline/context.js'
 export type { PeerCertificate, TlsIdentity } from './server/peer.js'
 
 // answers: stable codes, RFC 6750 challenges

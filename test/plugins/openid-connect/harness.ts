@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { RequestContext } from '../../../src/pipeline/context.js'
+import { StripSet, upstreamHeaders } from '../../../src/proxy/headers.js'
 import type { PluginDefinition, PluginDeps, PluginInstance } from '../../../src/pipeline/types.js'
 import type { HttpClient } from '../../../src/http-client/types.js'
 import { createHttpClient } from '../../../src/http-client/index.js'
@@ -29,6 +30,11 @@ export interface CtxOptions {
   method?: string
   routeName?: string
   remoteAddress?: string
+  /**
+   * The gateway-wide identity header names (what src/runtime/compile.ts collects from every plugin's
+   * identityHeaders): ctx.upstream then strips them as the gateway does. Omitted: the built-in names only.
+   */
+  strip?: readonly string[]
 }
 
 /** A TLS identity as the server computes it from a socket, built from a PEM. */
@@ -73,6 +79,7 @@ export function makeCtx (o: CtxOptions = {}): RequestContext {
     tls: o.plain === true ? null : tlsFor(o.certPem, o.verified ?? true),
     listenerTls: o.plain !== true,
     log: pino({ level: 'silent' }),
+    upstreamBase: o.strip === undefined ? undefined : () => upstreamHeaders(req, new StripSet(o.strip ?? []), { remoteAddress: o.remoteAddress ?? '127.0.0.1', proto: o.plain === true ? 'http' : 'https', host: '', upstreamHost: 'upstream.test', port: 443, requestId: 'test-request', trustForwardedFor: false }),
   })
 }
 
