@@ -43,6 +43,7 @@ export type { ConsumerBy, ConsumerDirectory } from './pipeline/consumers.js'
 
 // in-process services (the built-in authorization server as an issuer / introspection endpoint)
 export { assertNotRevokedLocally, localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
+export { ServiceKey } from './pipeline/services.js'
 export type { LocalIssuer } from './pipeline/local-issuer.js'
 
 // token validation shared by every plugin that accepts OAuth 2.0 access tokens: where the token is (RFC 6750 §2,

@@ -9,7 +9,8 @@ import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { RequestContext } from '../../../src/pipeline/context.js'
 import { StripSet, upstreamHeaders } from '../../../src/proxy/headers.js'
-import type { PluginDefinition, PluginDeps, PluginInstance } from '../../../src/pipeline/types.js'
+import type { LocalServices, PluginDefinition, PluginDeps, PluginInstance } from '../../../src/pipeline/types.js'
+import { ServiceMap } from '../../../src/pipeline/services.js'
 import type { HttpClient } from '../../../src/http-client/types.js'
 import { createHttpClient } from '../../../src/http-client/index.js'
 import { describeCertificate, type TlsIdentity } from '../../../src/server/peer.js'
@@ -83,13 +84,13 @@ export function makeCtx (o: CtxOptions = {}): RequestContext {
   })
 }
 
-export function testDeps (o: { http?: HttpClient, local?: ReadonlyMap<string, unknown> } = {}): PluginDeps {
+export function testDeps (o: { http?: HttpClient, local?: LocalServices } = {}): PluginDeps {
   return {
     baseDir: process.cwd(),
     resolvePath: (p: string) => resolve(process.cwd(), p),
     logger: pino({ level: 'silent' }),
     http: o.http ?? createHttpClient(),
-    local: { get: <T>(k: string) => o.local?.get(k) as T | undefined },
+    local: o.local ?? new ServiceMap(),
     where: 'test',
     ...storeDeps(),
   }
