@@ -13,7 +13,7 @@ export type { Clock, StateStore } from './store/types.js'
 
 // the request
 export { RequestContext, StateKey, MULTIPLE } from './pipeline/context.js'
-export type { Credential, Consumer } from './pipeline/context.js'
+export type { Credential, Consumer, UpstreamHeaderView, VerifiedClientCertificate } from './pipeline/context.js'
 export type { PeerCertificate, TlsIdentity } from './server/peer.js'
 
 // answers: stable codes, RFC 6750 challenges
@@ -27,9 +27,9 @@ export { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialH
 
 // client certificates: chains, CRLs, certificate headers from a trusted TLS terminator
 export {
-  certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain, VERIFIED_CLIENT_CERTIFICATE,
+  certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain,
 } from './auth/verify-chain.js'
-export type { ChainFailureReason, ChainResult, TrustStore, VerifiedClientCertificate } from './auth/verify-chain.js'
+export type { ChainFailureReason, ChainResult, TrustStore } from './auth/verify-chain.js'
 export { CrlLoadError, CrlStore } from './auth/crl.js'
 export { CERTIFICATE_HEADER_FORMATS, createCertSource, nginxEscapeUriComponent } from './auth/cert-source.js'
 export type { CertSource } from './auth/cert-source.js'
@@ -42,5 +42,39 @@ export { AUTHENTICATED_GROUPS, CONSUMER_HEADERS, findConsumer, setConsumer } fro
 export type { ConsumerBy, ConsumerDirectory } from './pipeline/consumers.js'
 
 // in-process services (the built-in authorization server as an issuer / introspection endpoint)
-export { localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
+export { assertNotRevokedLocally, localIntrospectionKey, localIssuerKey } from './pipeline/local-issuer.js'
+export { ServiceKey } from './pipeline/services.js'
 export type { LocalIssuer } from './pipeline/local-issuer.js'
+
+// token validation shared by every plugin that accepts OAuth 2.0 access tokens: where the token is (RFC 6750 §2,
+// RFC 9449 §7), JWT validation (RFC 9068), introspection (RFC 7662), the cnf confirmation and its enforcement
+// (RFC 8705 §3, RFC 9449 §6), DPoP proofs and nonces (RFC 9449), the challenge, the per-token verdict cache
+export { extractToken } from './auth/token-extraction.js'
+export type { PresentedToken } from './auth/token-extraction.js'
+export { isCompactJws, JwtValidator } from './auth/jwt-validator.js'
+export { IntrospectionClient } from './auth/introspection-client.js'
+export { parseCnf } from './auth/cnf.js'
+export type { Confirmation } from './auth/cnf.js'
+export { enforceBinding } from './auth/enforce-binding.js'
+export type { BindingPolicy } from './auth/enforce-binding.js'
+export { createDpop, dpopSchemaFields, nextNonceResponse } from './auth/dpop/setup.js'
+export type { DpopVerifier } from './auth/dpop/proof.js'
+export type { Challenger } from './auth/challenge.js'
+export { VerifiedTokenCache } from './auth/token-cache.js'
+
+// revocation of client certificates: presented in a header by a trusted terminator, or checked online (OCSP, CRL
+// distribution points, RFC 6960 / RFC 5280 §4.2.1.13) with the chain the plugin verified
+export { createHeaderRevocationCheck, headerRevocationKeys } from './auth/revocation/header-certificate.js'
+export type { HeaderRevocationCheck } from './auth/revocation/header-certificate.js'
+export { admits, OnlineRevocationChecker, revocationState } from './auth/revocation/online-checker.js'
+export { issuerIn } from './auth/revocation/issuer.js'
+export { compileTrustedIps } from './auth/cert-source.js'
+
+// the network: CIDR sets (trusted proxies, allow lists) and the client address they give (X-Forwarded-For)
+export { CidrSet } from './net/cidr.js'
+export { clientAddress } from './net/client-address.js'
+
+// stores a plugin opens itself: its own Redis connection (gateway.store.redis's keys), and whether a store is
+// in-process (no round trip worth batching)
+export type { RedisConnectionInput } from './store/schema.js'
+export { isInProcessStore } from './store/memory.js'

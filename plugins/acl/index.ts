@@ -1,4 +1,4 @@
-import { AUTHENTICATED_GROUPS, definePlugin, GatewayError, VERIFIED_CLIENT_CERTIFICATE, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
+import { AUTHENTICATED_GROUPS, definePlugin, GatewayError, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
 import { aclSchema, type AclConfig } from './schema.js'
 
 /**
@@ -27,7 +27,7 @@ export default definePlugin({
         const useAuthenticated = authenticated !== undefined && (consumer === undefined || config.always_use_authenticated_groups)
         if (consumer === undefined && authenticated === undefined) {
           // Kong: someone authenticated without a group (a token without consumer mapping) is forbidden; nobody is 401
-          const someone = ctx.credential !== undefined || ctx.get(VERIFIED_CLIENT_CERTIFICATE) !== undefined
+          const someone = ctx.credential !== undefined || ctx.clientCertificate !== undefined
           if (someone) throw refuse('acl: the request was authenticated but mapped to no consumer and no group')
           throw new GatewayError('CB_ERR_NOT_AUTHENTICATED', { detail: 'acl: no authentication plugin identified the caller before acl' })
         }

@@ -1,8 +1,7 @@
-import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import type { PeerCertificate } from '../../src/server/peer.js'
-import { GatewayError } from '../../src/errors/index.js'
-import { AUTHENTICATED_GROUPS, findConsumer, setConsumer } from '../../src/pipeline/consumers.js'
+import {
+  PluginConfigError, GatewayError, AUTHENTICATED_GROUPS, findConsumer, setConsumer, type PluginDeps,
+  type RequestContext, type PeerCertificate,
+} from '../../src/plugin-api.js'
 import type { MtlsAuthConfig } from './schema.js'
 
 /** Maps a verified certificate to a Kong consumer (or to authenticated groups), per request. */

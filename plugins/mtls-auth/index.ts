@@ -1,17 +1,11 @@
 import { createHash, type X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import type { PeerCertificate } from '../../src/server/peer.js'
-import { GatewayError } from '../../src/errors/index.js'
-import { sanitize } from '../../src/auth/credential.js'
-import { nginxEscapeUriComponent } from '../../src/auth/cert-source.js'
-import { CrlLoadError, CrlStore } from '../../src/auth/crl.js'
 import {
+  definePlugin, PluginConfigError, GatewayError, sanitize, nginxEscapeUriComponent, CrlLoadError, CrlStore,
   certificateFingerprint, certificateValidity, createTrustStore, parsePemCertificates, verifyChain,
-  VERIFIED_CLIENT_CERTIFICATE, type ChainFailureReason, type ChainResult, type TrustStore,
-} from '../../src/auth/verify-chain.js'
-import { admits } from '../../src/auth/revocation/online-checker.js'
+  admits, type PluginDeps, type PluginInstance, type RequestContext,
+  type PeerCertificate, type ChainFailureReason, type ChainResult, type TrustStore,
+} from '../../src/plugin-api.js'
 import { schema, type MtlsAuthConfig } from './schema.js'
 import { createCertificateMapper } from './consumer.js'
 import { createOnlineChecker, issuerIn } from './revocation.js'
@@ -194,7 +188,7 @@ export default definePlugin({
       if (!v.ok) {
         throw new GatewayError('CB_ERR_CERT_INVALID', { status, detail: `${v.reason}: ${v.detail}` })
       }
-      ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: cert, chain: v.chain })
+      ctx.clientCertificate = { certificate: cert, chain: v.chain }
       for (const [name, value] of v.headers) ctx.setUpstreamHeader(name, value)
       mapCertificate(ctx, cert, status)
     }

@@ -1,8 +1,7 @@
-import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
-import { OnlineRevocationChecker, revocationState } from '../../src/auth/revocation/online-checker.js'
+import { PluginConfigError, OnlineRevocationChecker, revocationState, type PluginDeps } from '../../src/plugin-api.js'
 import type { MtlsAuthConfig } from './schema.js'
 
-export { issuerIn } from '../../src/auth/revocation/issuer.js'
+export { issuerIn } from '../../src/plugin-api.js'
 
 /**
  * mtls-auth's online revocation settings (Kong's keys) → the shared online checker. Kong's http_proxy_* /

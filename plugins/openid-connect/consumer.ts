@@ -1,8 +1,7 @@
-import type { PluginDeps, PluginInstance } from '../../src/pipeline/types.js'
-import { PluginConfigError } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { GatewayError } from '../../src/errors/index.js'
-import { findConsumer, setConsumer, type ConsumerBy } from '../../src/pipeline/consumers.js'
+import {
+  PluginConfigError, GatewayError, findConsumer, setConsumer, type PluginDeps, type PluginInstance,
+  type RequestContext, type ConsumerBy,
+} from '../../src/plugin-api.js'
 
 export interface ConsumerClaimConfig {
   readonly consumer_claim?: readonly string[] | undefined

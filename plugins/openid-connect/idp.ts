@@ -1,9 +1,8 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey, type CompactJWSHeaderParameters, type FlattenedJWSInput } from 'jose'
 import type { Logger } from 'pino'
-import type { HttpClient, HttpTlsOptions } from '../../src/http-client/types.js'
-import type { LocalServices } from '../../src/pipeline/types.js'
-import { localIssuerKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
-import { GatewayError } from '../../src/errors/index.js'
+import {
+  localIssuerKey, GatewayError, type HttpClient, type HttpTlsOptions, type LocalServices, type LocalIssuer, type ServiceKey,
+} from '../../src/plugin-api.js'
 
 type LocalJwks = ReturnType<typeof createLocalJWKSet>
 
@@ -72,7 +71,7 @@ export class IdpState {
   private readonly failureBackoffMs: number
   private readonly configuredIssuer: string | undefined
   private readonly discoveryUrls: readonly string[]
-  private readonly localKey: string | undefined
+  private readonly localKey: ServiceKey<LocalIssuer> | undefined
   private readonly stashKey: string
   /** Bound once: jose calls it for every verification (no closure per request). */
   readonly getKey: JWTVerifyGetKey
@@ -109,7 +108,7 @@ export class IdpState {
 
   /** The in-process issuer, when the configured issuer is served by this gateway. */
   localIssuer (): LocalIssuer | undefined {
-    return this.localKey === undefined ? undefined : this.o.local.get<LocalIssuer>(this.localKey)
+    return this.localKey === undefined ? undefined : this.o.local.get(this.localKey)
   }
 
   /** True once everything the plugin needs has been loaded at least once (readiness). */

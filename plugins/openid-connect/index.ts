@@ -1,27 +1,17 @@
 import { withConsumerMapping } from './consumer.js'
 import type { JWTPayload } from 'jose'
 import type { Logger } from 'pino'
-import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
-import type { Credential, RequestContext } from '../../src/pipeline/context.js'
-import { GatewayError, insufficientScope, invalidToken } from '../../src/errors/index.js'
-import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
-import { compileTrustedIps, createCertSource, type CertSource } from '../../src/auth/cert-source.js'
-import { createHeaderRevocationCheck, type HeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
-import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
-import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
-import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
-import { IntrospectionClient } from '../../src/auth/introspection-client.js'
-import { isCompactJws, JwtValidator } from '../../src/auth/jwt-validator.js'
-import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
-import type { Challenger } from '../../src/auth/challenge.js'
-import type { DpopVerifier } from '../../src/auth/dpop/proof.js'
-import { createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
-import type { PeerCertificate } from '../../src/server/peer.js'
-import type { Clock } from '../../src/store/types.js'
+import {
+  definePlugin, PluginConfigError, GatewayError, insufficientScope, invalidToken, CREDENTIAL_HEADERS,
+  claimHeaderValue, credentialFromClaims, credentialHeaders, compileTrustedIps, createCertSource,
+  createHeaderRevocationCheck, parseCnf, extractToken, enforceBinding,
+  IntrospectionClient, isCompactJws, JwtValidator, VerifiedTokenCache, createDpop, nextNonceResponse,
+  assertNotRevokedLocally, type PluginDeps, type PluginInstance, type Credential, type RequestContext,
+  type CertSource, type HeaderRevocationCheck, type Confirmation, type PresentedToken, type BindingPolicy,
+  type Challenger, type DpopVerifier, type PeerCertificate, type Clock,
+} from '../../src/plugin-api.js'
 import { openidConnectSchema, type OpenidConnectConfig } from './schema.js'
 import { IdpState } from './idp.js'
-import { assertNotRevokedLocally } from '../../src/pipeline/local-issuer.js'
 
 const NAME = 'openid-connect'
 /** Verified tokens remembered per plugin instance. */
@@ -138,7 +128,7 @@ class OpenidConnect implements PluginInstance {
       // a certificate forwarded by a trusted proxy (not mtls-auth's, not the TLS session's): is it revoked?
       certificateRevoked: headerRevocation === undefined
         ? undefined
-        : (ctx: RequestContext, cert: PeerCertificate) => ctx.get(VERIFIED_CLIENT_CERTIFICATE) === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
+        : (ctx: RequestContext, cert: PeerCertificate) => ctx.clientCertificate === undefined && cert !== (ctx.tls?.certificate ?? null) ? headerRevocation(cert) : undefined,
       dpopVerifier,
     })
     this.schemes = Object.freeze({ header: 'authorization', bearer: c.proof_of_possession_dpop !== 'strict', dpop: c.proof_of_possession_dpop !== 'off' })
@@ -241,7 +231,7 @@ class OpenidConnect implements PluginInstance {
    * the handshake proved possession of its key, which is what RFC 8705 §3 binds to.
    */
   private clientCertificate (ctx: RequestContext): { certificate: PeerCertificate | null, reason?: string } {
-    const verified = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
+    const verified = ctx.clientCertificate
     if (verified !== undefined) return { certificate: verified.certificate }
     if (this.certSource !== undefined) return this.certSource.resolve(ctx)
     return { certificate: ctx.tls?.certificate ?? null, reason: ctx.tls === null ? 'the request did not come over TLS' : 'no client certificate in the TLS session' }

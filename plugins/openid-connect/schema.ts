@@ -1,7 +1,5 @@
 import { z } from 'zod'
-import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
-import { dpopSchemaFields } from '../../src/auth/dpop/setup.js'
-import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
+import { CERTIFICATE_HEADER_FORMATS, dpopSchemaFields, headerRevocationKeys } from '../../src/plugin-api.js'
 
 /** Kong's `auth_methods` names: all accepted by the schema, so a Kong config gets a precise message. */
 export const KONG_AUTH_METHODS = [

@@ -1,4 +1,4 @@
-import type { StateStore } from '../../src/store/types.js'
+import type { StateStore } from '../../src/plugin-api.js'
 
 type Entry = { readonly key: string, readonly by: number, readonly ttlMs: number }
 interface Waiting { readonly entries: readonly Entry[], resolve(v: number[]): void, reject(e: unknown): void }

@@ -1,7 +1,5 @@
 import { isIP } from 'node:net'
-import { PluginConfigError, type PluginDeps } from '../../src/pipeline/types.js'
-import type { StateStore } from '../../src/store/types.js'
-import type { RedisConnectionInput } from '../../src/store/schema.js'
+import { PluginConfigError, type PluginDeps, type StateStore, type RedisConnectionInput } from '../../src/plugin-api.js'
 import { redisSettings, type RateLimitingConfig, type RedisSettings } from './schema.js'
 
 /** Where an instance counts, and what it must release on close. */

@@ -1,7 +1,4 @@
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../src/auth/verify-chain.js'
-import { clientAddress } from '../../src/net/client-address.js'
-import type { CidrSet } from '../../src/net/cidr.js'
+import { clientAddress, type RequestContext, type CidrSet } from '../../src/plugin-api.js'
 import type { RateLimitingConfig } from './schema.js'
 
 /**
@@ -50,7 +47,7 @@ export function compileIdentifier (c: RateLimitingConfig, trusted: CidrSet): Ide
 function credentialOf (ctx: RequestContext): string | undefined {
   const id = ctx.credential?.clientId
   if (id !== undefined && id !== '') return 'client:' + id
-  const verified = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
+  const verified = ctx.clientCertificate
   if (verified !== undefined) return 'cert:' + verified.certificate.x5tS256
   const tls = ctx.tls
   if (tls !== null && tls.verified && tls.certificate !== null) return 'cert:' + tls.certificate.x5tS256

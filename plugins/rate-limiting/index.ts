@@ -1,15 +1,13 @@
 import { hash } from 'node:crypto'
-import { definePlugin, type PluginInstance } from '../../src/pipeline/types.js'
-import type { RequestContext } from '../../src/pipeline/context.js'
-import { GatewayError } from '../../src/errors/index.js'
-import type { StateStore } from '../../src/store/types.js'
-import { CidrSet } from '../../src/net/cidr.js'
+import {
+  definePlugin, GatewayError, CidrSet, isInProcessStore, type PluginInstance, type RequestContext,
+  type StateStore,
+} from '../../src/plugin-api.js'
 import { PERIODS, schema, type Period, type RateLimitingConfig } from './schema.js'
 import { windowOf, secondsToReset, type Window } from './windows.js'
 import { compileIdentifier, serviceOf } from './identifier.js'
 import { counterStore } from './counter-store.js'
 import { IncrementBatcher } from './batch.js'
-import { MemoryStore } from '../../src/store/memory.js'
 
 interface Limit {
   readonly period: Period
@@ -73,7 +71,7 @@ export default definePlugin({
     const identify = compileIdentifier(config, deps.trustedIps ?? NO_PROXIES)
     const counters = counterStore(config, deps)
     // this process's own memory answers at once; a shared store (Redis, the primary over IPC) gets batches
-    const store: Pick<StateStore, 'increment'> = counters.store instanceof MemoryStore ? counters.store : new IncrementBatcher(counters.store)
+    const store: Pick<StateStore, 'increment'> = isInProcessStore(counters.store) ? counters.store : new IncrementBatcher(counters.store)
     const scopeOf = compileScope(deps.where)
     const faultTolerant = config.fault_tolerant ?? true
     const hide = config.hide_client_headers ?? false

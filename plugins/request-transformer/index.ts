@@ -1,4 +1,4 @@
-import { definePlugin, HOP_BY_HOP, PluginConfigError, sanitize, StateKey, StripSet, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
+import { definePlugin, PluginConfigError, sanitize, StateKey, type PluginInstance, type RequestContext } from '../../src/plugin-api.js'
 import { requestTransformerSchema, type RequestTransformerConfig } from './schema.js'
 import { compileTemplate, renderTemplate, TemplateError, type CompiledTemplate, type TemplateEnv } from './template.js'
 
@@ -48,29 +48,14 @@ export default definePlugin({
   schema: requestTransformerSchema,
   create (config: RequestTransformerConfig): PluginInstance {
     // headers whose value comes from the credential or the client certificate are identity headers: the gateway
-    // strips the client's copies everywhere, so "absent" below must not see a client-sent copy either
+    // strips the client's copies everywhere (identityHeaders below), and ctx.upstream already shows them stripped,
+    // so neither "absent" nor a rename sees a client-sent copy of any plugin's identity header
     const identity = new Set<string>()
     const templates = new Map<string, CompiledTemplate>()
     let needsCredential = false
     let readsClientCert = false
-    let identityStrip = new StripSet([])
     const env: TemplateEnv = {
-      header: function currentHeader (ctx, name) {
-        let v: string | undefined
-        if (!HOP_BY_HOP.has(name) && !identityStrip.has(name)) {
-          const h = ctx.headers[name]
-          v = h === undefined ? undefined : (typeof h === 'string' ? h : h.join(', '))
-        }
-        const muts = ctx.upstreamHeaders
-        for (let i = 0; i < muts.length; i++) {
-          const m = muts[i]
-          if (m[0] !== name) continue
-          if (m[1] === null) v = undefined
-          else if (m[2] && v !== undefined) v = v + ', ' + m[1]
-          else v = m[1]
-        }
-        return v
-      },
+      header: function currentHeader (ctx, name) { return ctx.upstream.get(name) },
       query: function currentQuery (ctx, name) { return queryValues(ctx, name)[0] },
     }
     const template = (path: Array<string | number>, value: string): CompiledTemplate => {
@@ -107,7 +92,6 @@ export default definePlugin({
         })
       }
     }
-    identityStrip = new StripSet(identity)
     const run = Object.freeze(steps)
 
     return {

@@ -1,4 +1,4 @@
-import { claimHeaderValue, sanitize, VERIFIED_CLIENT_CERTIFICATE, type PeerCertificate, type RequestContext } from '../../src/plugin-api.js'
+import { claimHeaderValue, sanitize, type PeerCertificate, type RequestContext } from '../../src/plugin-api.js'
 
 /**
  * Kong's `$(...)` templates, restricted to plain lookups (no Lua): `$(root.name)` or `$(root["name"])`.
@@ -77,7 +77,7 @@ export interface CompiledTemplate {
 
 /** The certificate of the request: mtls-auth's verified one, else the TLS session's. */
 function certificateOf (ctx: RequestContext, requireVerified: boolean): PeerCertificate | null {
-  const v = ctx.get(VERIFIED_CLIENT_CERTIFICATE)
+  const v = ctx.clientCertificate
   if (v !== undefined) return v.certificate
   const tls = ctx.tls
   if (tls === null || (requireVerified && !tls.verified)) return null

@@ -1,19 +1,13 @@
 import { createPrivateKey, hash, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { definePlugin, PluginConfigError, type PluginDeps, type PluginInstance } from '../../src/pipeline/types.js'
-import type { Credential, RequestContext } from '../../src/pipeline/context.js'
-import { assertNotRevokedLocally, localIntrospectionKey, type LocalIssuer } from '../../src/pipeline/local-issuer.js'
-import type { HttpRequestOptions } from '../../src/http-client/types.js'
-import { insufficientScope, invalidToken } from '../../src/errors/index.js'
-import { CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders } from '../../src/auth/credential.js'
-import { createCertSource } from '../../src/auth/cert-source.js'
-import { parseCnf, type Confirmation } from '../../src/auth/cnf.js'
-import { extractToken, type PresentedToken } from '../../src/auth/token-extraction.js'
-import { enforceBinding, type BindingPolicy } from '../../src/auth/enforce-binding.js'
-import { IntrospectionClient } from '../../src/auth/introspection-client.js'
-import { VerifiedTokenCache } from '../../src/auth/token-cache.js'
-import { CidrSet, createDpop, nextNonceResponse } from '../../src/auth/dpop/setup.js'
-import { createHeaderRevocationCheck } from '../../src/auth/revocation/header-certificate.js'
+import {
+  definePlugin, PluginConfigError, assertNotRevokedLocally, localIntrospectionKey, insufficientScope,
+  invalidToken, CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, createCertSource,
+  parseCnf, extractToken, enforceBinding, IntrospectionClient, VerifiedTokenCache, CidrSet, createDpop,
+  nextNonceResponse, createHeaderRevocationCheck, type PluginDeps, type PluginInstance, type Credential,
+  type RequestContext, type HttpRequestOptions, type Confirmation, type PresentedToken,
+  type BindingPolicy,
+} from '../../src/plugin-api.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
 /** An introspection result, cached per token hash. */
@@ -102,7 +96,7 @@ export default definePlugin({
     if (config.allow_anonymous) throw new PluginConfigError(['allow_anonymous'], 'true is not supported: certbound never lets a request without a valid token through this plugin')
     const endpoint = config.introspection_endpoint
     const localKey = localIntrospectionKey(endpoint)
-    const isLocal = deps.local.get<LocalIssuer>(localKey) !== undefined
+    const isLocal = deps.local.get(localKey) !== undefined
     const prepared = prepareClientAuth(config, deps, isLocal)
     if (!config.introspection_ssl_verify && endpoint.startsWith('https:')) {
       deps.logger.warn({ where: deps.where }, 'introspection_ssl_verify is false: the introspection endpoint\'s certificate is not verified')
@@ -132,7 +126,7 @@ export default definePlugin({
     const client = new IntrospectionClient({
       http: deps.http,
       endpoint: () => endpoint,
-      local: () => deps.local.get<LocalIssuer>(localKey),
+      local: () => deps.local.get(localKey),
       authMethod: prepared.method,
       clientId: config.client_id,
       clientSecret: config.client_secret,
@@ -196,7 +190,7 @@ export default definePlugin({
     function grant (ctx: RequestContext, e: ActiveEntry, presented: PresentedToken): void {
       if (e.missingScopes !== undefined) throw insufficientScope(required.join(' '), `the token lacks scope ${e.missingScopes}`)
       // a cached answer of the built-in AS must not outlive a revocation (gateway.store's replica says at once)
-      assertNotRevokedLocally(deps.local.get<LocalIssuer>(localKey), e.credential.claims)
+      assertNotRevokedLocally(deps.local.get(localKey), e.credential.claims)
       ctx.credential = e.credential
       for (const [name, value] of e.headers) ctx.setUpstreamHeader(name, value)
       if (presented.scheme === 'dpop') ctx.setUpstreamHeader('x-credential-token-type', 'DPoP')

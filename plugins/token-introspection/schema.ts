@@ -1,7 +1,5 @@
 import { z } from 'zod'
-import { CERTIFICATE_HEADER_FORMATS } from '../../src/auth/cert-source.js'
-import { dpopSchemaFields } from '../../src/auth/dpop/setup.js'
-import { headerRevocationKeys } from '../../src/auth/revocation/header-certificate.js'
+import { CERTIFICATE_HEADER_FORMATS, dpopSchemaFields, headerRevocationKeys } from '../../src/plugin-api.js'
 
 /** RFC 9110 §5.1 field-name token. */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/

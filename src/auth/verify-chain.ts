@@ -1,6 +1,4 @@
 import { createHash, X509Certificate } from 'node:crypto'
-import { StateKey } from '../pipeline/context.js'
-import type { PeerCertificate } from '../server/peer.js'
 
 /**
  * Certificate path validation (RFC 5280 §6, the parts a TLS client-certificate check needs) against a set of
@@ -45,16 +43,6 @@ export interface VerifyChainOptions {
   /** Require the leaf's extendedKeyUsage (when present) to allow this purpose, as OpenSSL's purpose check does. */
   readonly purpose?: 'client_auth' | 'server_auth'
 }
-
-/** What mtls-auth proved about the request's client certificate, for later plugins (`ctx.get(VERIFIED_CLIENT_CERTIFICATE)`). */
-export interface VerifiedClientCertificate {
-  readonly certificate: PeerCertificate
-  /** Leaf first, ending at the trust anchor. */
-  readonly chain: readonly X509Certificate[]
-}
-
-/** Request state set by mtls-auth once the client certificate verified against its ca_certificates. */
-export const VERIFIED_CLIENT_CERTIFICATE = new StateKey<VerifiedClientCertificate>('mtls-auth.verified-client-certificate')
 
 const EKU_ANY = '2.5.29.37.0'
 const EKU = { client_auth: '1.3.6.1.5.5.7.3.2', server_auth: '1.3.6.1.5.5.7.3.1' } as const

@@ -4,6 +4,7 @@ import type { X509Certificate } from 'node:crypto'
 import type { ExtensionDeps, ExtensionInstance, InternalRoute } from '../extensions/types.js'
 import type { PeerCertificate, TlsIdentity } from '../server/peer.js'
 import { localIntrospectionKey, localIssuerKey, type LocalIssuer } from '../pipeline/local-issuer.js'
+import { ServiceMap } from '../pipeline/services.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import { formatPath, type PathKey } from '../config/diagnostic.js'
 import { certificateValidity, createTrustStore, verifyChain } from '../auth/verify-chain.js'
@@ -57,7 +58,7 @@ export interface AuthorizationServer extends ExtensionInstance {
   readonly routes: readonly InternalRoute[]
   readonly urls: EndpointUrls
   readonly keys: KeySet
-  readonly services: ReadonlyMap<string, unknown>
+  readonly services: ServiceMap
   close(): Promise<void>
 }
 
@@ -227,10 +228,9 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
     urls,
     keys,
     routes: Object.freeze(routes.map(r => Object.freeze(r))),
-    services: new Map<string, unknown>([
-      [localIssuerKey(config.issuer), localIssuer],
-      [localIntrospectionKey(urls.introspection), localIssuer],
-    ]),
+    services: new ServiceMap()
+      .set(localIssuerKey(config.issuer), localIssuer)
+      .set(localIntrospectionKey(urls.introspection), localIssuer),
     dashboardClients: () => activity.rows(clients.values()),
     close: async function closeAuthorizationServer () {
       await revocationStore.close()

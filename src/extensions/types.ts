@@ -1,6 +1,7 @@
 import type { z } from 'zod'
 import type { Logger } from 'pino'
 import type { TerminalHandler } from '../pipeline/types.js'
+import type { ServiceMap } from '../pipeline/services.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { PathKey } from '../config/diagnostic.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
@@ -46,8 +47,8 @@ export interface InternalRoute {
 export interface ExtensionInstance {
   /** The routes it answers; each name must be one of the extension's `routeNames`. */
   readonly routes?: readonly InternalRoute[]
-  /** In-process services registered under string keys, found by plugins through deps.local. */
-  readonly services?: ReadonlyMap<string, unknown>
+  /** In-process services registered under typed keys, found by plugins through deps.local. */
+  readonly services?: ServiceMap
   /** The OAuth clients an authorization server knows, with their token counts (admin dashboard). */
   dashboardClients?(): readonly ClientActivityRow[]
   close?(): Promise<void>

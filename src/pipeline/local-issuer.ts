@@ -1,5 +1,6 @@
 import type { JSONWebKeySet } from 'jose'
 import { GatewayError, invalidToken } from '../errors/gateway-error.js'
+import { ServiceKey } from './services.js'
 
 /**
  * An authorization server living in this process (the built-in one). Token plugins whose `issuer` or
@@ -32,13 +33,14 @@ export function localRevocation (local: LocalIssuer | undefined, claims: Readonl
   return r === true ? 'revoked' : r === undefined ? 'unknown' : undefined
 }
 
-export function localIssuerKey (issuer: string): string {
-  return 'issuer:' + issuer.replace(/\/+$/, '')
+/** The key of the in-process issuer whose identifier is `issuer` (a trailing slash does not matter). */
+export function localIssuerKey (issuer: string): ServiceKey<LocalIssuer> {
+  return new ServiceKey('issuer:' + issuer.replace(/\/+$/, ''))
 }
 
-/** Same key for an introspection endpoint URL served by the local issuer. */
-export function localIntrospectionKey (url: string): string {
-  return 'introspection:' + url
+/** The key of the in-process issuer that serves the introspection endpoint at `url` (RFC 7662). */
+export function localIntrospectionKey (url: string): ServiceKey<LocalIssuer> {
+  return new ServiceKey('introspection:' + url)
 }
 
 /** {@link localRevocation} as the token plugins answer it: 401 CB_ERR_TOKEN_REVOKED, or 503 CB_ERR_STORE_UNAVAILABLE. */

@@ -61,10 +61,8 @@ export interface PluginInstance {
   close?(): Promise<void>
 }
 
-/** In-process providers that plugins can find by key instead of an HTTP round trip (e.g. a local issuer). */
-export interface LocalServices {
-  get<T>(key: string): T | undefined
-}
+import type { LocalServices } from './services.js'
+export type { LocalServices }
 
 export interface PluginDeps {
   /** Directory of the config file: relative paths in plugin config resolve against it. */

@@ -4,7 +4,8 @@ import type { LoadedConfig, ResolvedPlugin, ResolvedRoute, ResolvedService } fro
 import { ConfigError, formatPath, type PathKey } from '../config/diagnostic.js'
 import { sortDiagnostics } from '../config/config-set.js'
 import { CONSUMER_HEADERS, createConsumerDirectory } from '../pipeline/consumers.js'
-import type { PluginDeps, PluginInstance, LocalServices } from '../pipeline/types.js'
+import type { PluginDeps, PluginInstance } from '../pipeline/types.js'
+import { ServiceMap } from '../pipeline/services.js'
 import { PluginConfigError } from '../pipeline/types.js'
 import type { GatewayExtension, ExtensionInstance, InternalRoute } from '../extensions/types.js'
 import { Router, type RouteSpec } from '../router/router.js'
@@ -66,8 +67,7 @@ export interface CompileOptions {
 export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): Promise<Runtime> {
   const src = cfg.source
   const http = createHttpClient({ trustedCa: cfg.trustedCa })
-  const localMap = new Map<string, unknown>()
-  const local: LocalServices = { get: <T>(k: string) => localMap.get(k) as T | undefined }
+  const local = new ServiceMap()
   const openStore = openStoreFor(opts, cfg.trustedCa)
   const extensions: Array<{ section: string, path: readonly PathKey[], instance: ExtensionInstance }> = []
   const cleanup: Array<() => Promise<void>> = [() => http.close()]
@@ -85,7 +85,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
       const inst = await ext.create(sec.value as never, { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ component: ext.section }), http, where: sec.path, store: opts.store, now: opts.now, stash: opts.stash, revocationMetrics: opts.revocationMetrics, dryRun: opts.dryRun, openStore, listeners: cfg.listeners.map(l => ({ address: l.address, clientCa: l.tls?.ca !== undefined })) })
       extensions.push({ section: ext.section, path: sec.path, instance: inst })
       if (inst.close !== undefined) cleanup.push(() => inst.close!())
-      for (const [k, v] of inst.services ?? []) localMap.set(k, v)
+      if (inst.services !== undefined) local.addAll(inst.services)
     } catch (e) {
       if (e instanceof PluginConfigError) src.report([...sec.path, ...e.path], e.code, e.message)
       else src.report(sec.path, 'CB_CFG_SECTION', (e as Error).message)

@@ -176,19 +176,24 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
     return { status: r.status, upstreamMs: performance.now() - t0, bytes, failure: undefined, retries: 0 }
   }
 
+  /** The gateway's own upstream headers (hygiene, Host, X-Forwarded-*), before any plugin's mutation. */
+  function gatewayHeaders (req: IncomingMessage, remoteAddress: string, id: string, preserveHost: boolean, svc: CompiledService, rt: Runtime): HeaderList {
+    return upstreamHeaders(req, rt.strip, {
+      remoteAddress,
+      proto: listener.tls ? 'https' : 'http',
+      host: req.headers.host ?? '',
+      upstreamHost: preserveHost && req.headers.host !== undefined ? req.headers.host : svc.hostHeader,
+      port: listener.port,
+      requestId: id,
+      trustForwardedFor: rt.trustedIps.has(remoteAddress),
+    })
+  }
+
   /** What the upstream receives: the gateway's header hygiene, then the plugins' mutations (strip before set). */
   function upstreamRequest (ctx: RequestContext, match: RouteMatch, svc: CompiledService, rt: Runtime): { headers: HeaderList, path: string } {
     const req = ctx.req
     const route = match.route
-    const headers = upstreamHeaders(req, rt.strip, {
-      remoteAddress: ctx.remoteAddress,
-      proto: listener.tls ? 'https' : 'http',
-      host: req.headers.host ?? '',
-      upstreamHost: route.preserveHost && req.headers.host !== undefined ? req.headers.host : svc.hostHeader,
-      port: listener.port,
-      requestId: ctx.id,
-      trustForwardedFor: rt.trustedIps.has(ctx.remoteAddress),
-    })
+    const headers = gatewayHeaders(req, ctx.remoteAddress, ctx.id, route.preserveHost, svc, rt)
     if (ctx.upstreamHeaders.length > 0) applyHeaderMutations(headers, ctx.upstreamHeaders)
     const q = buildQuery(ctx.query, ctx.upstreamQuery)
     const path = upstreamPath(svc.basePath, ctx.path, match.stripLength, route.stripPath, route.pathHandling)
@@ -285,6 +290,11 @@ export function createRequestHandler (deps: HandlerDeps, listener: ListenerInfo)
         tls: listener.tls ? tlsIdentity(req.socket) : null,
         listenerTls: listener.tls,
         log: deps.logger,
+        // ctx.upstream: the same headers upstreamRequest starts from (an internal route has no upstream: none)
+        upstreamBase: () => {
+          const svc = match.route.service
+          return svc === undefined ? [] : gatewayHeaders(req, req.socket.remoteAddress ?? '', id, match.route.preserveHost, svc, rt)
+        },
       })
       routeName = ctx.route.name
       result = await run(ctx, match, ex, rt)

@@ -143,3 +143,11 @@ export class MemoryStore implements StateStore {
   status (): StoreStatus { return { backend: this.backend, connected: true } }
   async close (): Promise<void> { this.channels.clear(); await this.writing.catch(() => undefined) }
 }
+
+/**
+ * Is `store` this process's own memory (not a worker's channel to the primary, not Redis)? Its operations cost no
+ * round trip, so a caller gains nothing by batching them.
+ */
+export function isInProcessStore (store: Pick<StateStore, 'backend'>): boolean {
+  return store instanceof MemoryStore
+}

@@ -5,7 +5,6 @@ import { utimesSync, writeFileSync } from 'node:fs'
 import plugin from '../../../plugins/mtls-auth/index.js'
 import { schema } from '../../../plugins/mtls-auth/schema.js'
 import { PluginConfigError, type PluginDeps, type PluginInstance } from '../../../src/pipeline/types.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../../src/auth/verify-chain.js'
 import { createMtlsPki, makeCrl, type Issued, type MtlsPki } from '../../unit/helpers/mtls-pki.js'
 import { startHarness, testDeps, type Harness } from '../../unit/helpers/plugin-harness.js'
 
@@ -93,7 +92,7 @@ describe('mtls-auth: Kong\'s answers', () => {
   it('a certificate from the trusted CA passes and is available to later plugins', async () => {
     const a = await h.send(as(pki.client1))
     expect(a.status).toBe(200)
-    const verified = h.contexts[h.contexts.length - 1].get(VERIFIED_CLIENT_CERTIFICATE)
+    const verified = h.contexts[h.contexts.length - 1].clientCertificate
     expect(verified?.certificate.commonName).toBe('client1')
     expect(verified?.chain).toHaveLength(2)
   })
@@ -242,16 +241,16 @@ describe('mtls-auth: per-connection verification cache', () => {
     try {
       expect((await h.send({ ...as(pki.client1), agent })).status).toBe(200)
       expect((await h.send({ ...as(pki.client1), agent })).status).toBe(200)
-      const [a, b] = h.contexts.slice(-2).map(c => c.get(VERIFIED_CLIENT_CERTIFICATE))
+      const [a, b] = h.contexts.slice(-2).map(c => c.clientCertificate)
       expect(a?.certificate).toBe(b?.certificate)
       expect(a?.chain).toBe(b?.chain) // the same frozen array: not re-verified
       // a new connection with the same (handshake-verified) certificate reuses the verdict: the parsed
       // certificate is cached by content in src/server/peer.ts, and the verdict on it
       expect((await h.send(as(pki.client1))).status).toBe(200)
-      expect(h.contexts[h.contexts.length - 1].get(VERIFIED_CLIENT_CERTIFICATE)?.chain).toBe(a?.chain)
+      expect(h.contexts[h.contexts.length - 1].clientCertificate?.chain).toBe(a?.chain)
       // another certificate gets its own verification
       expect((await h.send(as(pki.client2))).status).toBe(200)
-      expect(h.contexts[h.contexts.length - 1].get(VERIFIED_CLIENT_CERTIFICATE)?.chain).not.toBe(a?.chain)
+      expect(h.contexts[h.contexts.length - 1].clientCertificate?.chain).not.toBe(a?.chain)
     } finally { agent.destroy() }
   })
 
@@ -266,7 +265,7 @@ describe('mtls-auth: per-connection verification cache', () => {
     const resumed = await h.send({ ...as(pki.client1), session: ok.session })
     const ctx = h.contexts[h.contexts.length - 1]
     // resumed or not, a pass needs a certificate that this plugin verified
-    if (resumed.status === 200) expect(ctx.get(VERIFIED_CLIENT_CERTIFICATE)?.certificate.commonName).toBe('client1')
+    if (resumed.status === 200) expect(ctx.clientCertificate?.certificate.commonName).toBe('client1')
     else expect(resumed.body.code).toBe('CB_ERR_CERT_MISSING')
   })
 })

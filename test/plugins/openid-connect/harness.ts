@@ -8,7 +8,9 @@ import { X509Certificate } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { RequestContext } from '../../../src/pipeline/context.js'
-import type { PluginDefinition, PluginDeps, PluginInstance } from '../../../src/pipeline/types.js'
+import { StripSet, upstreamHeaders } from '../../../src/proxy/headers.js'
+import type { LocalServices, PluginDefinition, PluginDeps, PluginInstance } from '../../../src/pipeline/types.js'
+import { ServiceMap } from '../../../src/pipeline/services.js'
 import type { HttpClient } from '../../../src/http-client/types.js'
 import { createHttpClient } from '../../../src/http-client/index.js'
 import { describeCertificate, type TlsIdentity } from '../../../src/server/peer.js'
@@ -29,6 +31,11 @@ export interface CtxOptions {
   method?: string
   routeName?: string
   remoteAddress?: string
+  /**
+   * The gateway-wide identity header names (what src/runtime/compile.ts collects from every plugin's
+   * identityHeaders): ctx.upstream then strips them as the gateway does. Omitted: the built-in names only.
+   */
+  strip?: readonly string[]
 }
 
 /** A TLS identity as the server computes it from a socket, built from a PEM. */
@@ -73,16 +80,17 @@ export function makeCtx (o: CtxOptions = {}): RequestContext {
     tls: o.plain === true ? null : tlsFor(o.certPem, o.verified ?? true),
     listenerTls: o.plain !== true,
     log: pino({ level: 'silent' }),
+    upstreamBase: o.strip === undefined ? undefined : () => upstreamHeaders(req, new StripSet(o.strip ?? []), { remoteAddress: o.remoteAddress ?? '127.0.0.1', proto: o.plain === true ? 'http' : 'https', host: '', upstreamHost: 'upstream.test', port: 443, requestId: 'test-request', trustForwardedFor: false }),
   })
 }
 
-export function testDeps (o: { http?: HttpClient, local?: ReadonlyMap<string, unknown> } = {}): PluginDeps {
+export function testDeps (o: { http?: HttpClient, local?: LocalServices } = {}): PluginDeps {
   return {
     baseDir: process.cwd(),
     resolvePath: (p: string) => resolve(process.cwd(), p),
     logger: pino({ level: 'silent' }),
     http: o.http ?? createHttpClient(),
-    local: { get: <T>(k: string) => o.local?.get(k) as T | undefined },
+    local: o.local ?? new ServiceMap(),
     where: 'test',
     ...storeDeps(),
   }

@@ -10,6 +10,7 @@ import { RequestContext } from '../../../src/pipeline/context.js'
 import type { PluginInstance } from '../../../src/pipeline/types.js'
 import { createHttpClient, type HttpClient } from '../../../src/http-client/index.js'
 import { localIssuerKey, type LocalIssuer } from '../../../src/pipeline/local-issuer.js'
+import { ServiceMap } from '../../../src/pipeline/services.js'
 import { tlsIdentity } from '../../../src/server/peer.js'
 import { encodeCertificateHeader } from '../../../src/auth/cert-source.js'
 import { createTestPki, type TestPki } from '../../helpers/pki.js'
@@ -522,7 +523,7 @@ describe('discovery', () => {
       introspect: () => Promise.reject(new Error('unused')),
     }
     const noHttp: HttpClient = { request: () => Promise.reject(new Error('no HTTP expected')), fetch: () => Promise.reject(new Error('no HTTP expected')), close: async () => {} }
-    const p = await oidc({ issuer: 'https://gateway.example' }, testDeps({ http: noHttp, local: new Map([[localIssuerKey('https://gateway.example'), local]]) }))
+    const p = await oidc({ issuer: 'https://gateway.example' }, testDeps({ http: noHttp, local: new ServiceMap().set(localIssuerKey('https://gateway.example'), local) }))
     expect(p.ready!()).toBe(true)
     expect(await run(p, bearer(await idp.sign({ claims: { iss: 'https://gateway.example' } })))).toBeUndefined()
   })

@@ -3,7 +3,6 @@ import { X509Certificate } from 'node:crypto'
 import plugin from '../../../plugins/request-transformer/index.js'
 import { compileTemplate, parseTemplate, renderTemplate, type TemplateEnv } from '../../../plugins/request-transformer/template.js'
 import { credentialFromClaims } from '../../../src/auth/credential.js'
-import { VERIFIED_CLIENT_CERTIFICATE } from '../../../src/auth/verify-chain.js'
 import { describeCertificate } from '../../../src/server/peer.js'
 import type { RequestContext } from '../../../src/pipeline/context.js'
 import { createTestPki, type TestPki } from '../../helpers/pki.js'
@@ -118,7 +117,7 @@ describe('identity headers (strip before set)', () => {
     const p = await build(plugin, { add: { headers: ['X-User:$(credential.sub)', 'x-static:yes'] } })
     expect(p.needsCredential).toBe(true)
     expect(p.identityHeaders).toEqual(['x-user'])
-    const ctx = ctxWith({ headers: [['x-user', 'admin'], ['x-static', 'client']], claims: { sub: 'alice' } })
+    const ctx = ctxWith({ headers: [['x-user', 'admin'], ['x-static', 'client']], claims: { sub: 'alice' }, strip: p.identityHeaders })
     await run(p, ctx)
     expect(upstreamHeaderMap(ctx)).toEqual({ 'x-user': 'alice' }) // x-static: the client's value is kept (plain header)
   })
@@ -131,6 +130,30 @@ describe('identity headers (strip before set)', () => {
     ctx.setUpstreamHeader('x-credential-sub', 'verified')
     await run(p, ctx)
     expect(upstreamHeaderMap(ctx)['x-who']).toBe('verified')
+  })
+
+  it('a rename never forwards a client-forged identity header under its new name (another plugin\'s, or a consumer header)', async () => {
+    const p = await build(plugin, { rename: { headers: ['x-consumer-username:x-user', 'x-authenticated-userid:x-uid', 'x-credential-sub:x-sub', 'x-plain:x-renamed'] } })
+    // the gateway-wide strip set: Kong's consumer headers always, and what the route's other plugins set
+    const ctx = ctxWith({
+      headers: [['X-Consumer-Username', 'admin'], ['X-Authenticated-Userid', 'root'], ['X-Credential-Sub', 'forged'], ['X-Plain', 'kept']],
+      strip: ['x-consumer-username', 'x-authenticated-userid'],
+    })
+    await run(p, ctx)
+    expect(upstreamHeaderMap(ctx)).toEqual({ 'x-plain': null, 'x-renamed': 'kept' })
+    expect(ctx.upstream.get('x-user')).toBeUndefined()
+    expect(ctx.upstream.get('x-uid')).toBeUndefined()
+    expect(ctx.upstream.get('x-sub')).toBeUndefined()
+    expect(ctx.upstream.get('X-Renamed')).toBe('kept')
+  })
+
+  it('a rename moves the value an earlier plugin set (what the upstream would see), not the client\'s', async () => {
+    const p = await build(plugin, { rename: { headers: ['x-consumer-username:x-user'] } })
+    const ctx = ctxWith({ headers: [['x-consumer-username', 'forged']], strip: ['x-consumer-username'] })
+    ctx.setUpstreamHeader('x-consumer-username', 'alice')
+    await run(p, ctx)
+    expect(ctx.upstream.get('x-user')).toBe('alice')
+    expect(ctx.upstream.get('x-consumer-username')).toBeUndefined()
   })
 
   it('a plugin without credential templates does not need a credential', async () => {
@@ -176,7 +199,7 @@ describe('client_cert templates', () => {
   it('mtls-auth\'s verified certificate (e.g. from a trusted proxy header) is preferred', async () => {
     const p = await build(plugin, config)
     const ctx = ctxWith({ plain: true })
-    ctx.set(VERIFIED_CLIENT_CERTIFICATE, { certificate: describeCertificate(new X509Certificate(pki.client2.certPem)), chain: [] })
+    ctx.clientCertificate = { certificate: describeCertificate(new X509Certificate(pki.client2.certPem)), chain: [] }
     await run(p, ctx)
     expect(upstreamHeaderMap(ctx)['x-cn']).toBe('client2')
   })

@@ -3,6 +3,7 @@ import plugin from '../../../plugins/token-introspection/index.js'
 import { schema } from '../../../plugins/token-introspection/schema.js'
 import { PluginConfigError, type PluginDeps, type PluginInstance } from '../../../src/pipeline/types.js'
 import { localIntrospectionKey, type LocalIssuer } from '../../../src/pipeline/local-issuer.js'
+import { ServiceMap } from '../../../src/pipeline/services.js'
 import { CREDENTIAL_HEADERS } from '../../../src/auth/credential.js'
 import { encodeCertificateHeader } from '../../../src/auth/cert-source.js'
 import { x5tS256 } from '../../../src/server/peer.js'
@@ -254,7 +255,7 @@ describe('token-introspection: the request to the authorization server', () => {
       jwks: () => ({ keys: [] }),
       introspect: (t: string) => Promise.resolve(t === 'local-token' ? { active: true, sub: 'local', exp: now() + 60 } : { active: false }),
     }
-    const localDeps = { ...deps, local: { get: <T>(k: string) => (k === localIntrospectionKey(url) ? local : undefined) as T | undefined } }
+    const localDeps = { ...deps, local: new ServiceMap().set(localIntrospectionKey(url), local) }
     const before = idp.calls()
     // no client credentials needed for the built-in issuer
     const inst = await plugin.create(schema.parse({ introspection_endpoint: url }), localDeps)
