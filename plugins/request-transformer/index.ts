@@ -55,7 +55,9 @@ export default definePlugin({
     let needsCredential = false
     let readsClientCert = false
     const env: TemplateEnv = {
-      header: function currentHeader (ctx, name) { return ctx.upstream.get(name) },
+      // Kong's $(headers.host) is the client's Host (X-Original-Host: $(headers.host) is the usual use); every other
+      // header is read as the upstream would see it, so a stripped identity header reads as absent
+      header: function currentHeader (ctx, name) { return name === 'host' ? ctx.headers.host : ctx.upstream.get(name) },
       query: function currentQuery (ctx, name) { return queryValues(ctx, name)[0] },
     }
     const template = (path: Array<string | number>, value: string): CompiledTemplate => {

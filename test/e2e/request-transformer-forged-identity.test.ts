@@ -33,6 +33,9 @@ services:
                   - "x-credential-sub:x-sub"
                   - "x-consumer-custom-id:x-tenant-id"
                   - "x-plain:x-renamed"
+              add:
+                headers:
+                  - "x-original-host:$(headers.host)"
 `)
 })
 afterAll(async () => { await gw?.close(); await up?.close() })
@@ -54,5 +57,13 @@ describe('request-transformer rename: a client-forged identity header is not for
     expect(seen['x-consumer-custom-id']).toBeUndefined()
     expect(seen['x-renamed']).toBe('kept')
     expect(seen['x-plain']).toBeUndefined()
+  })
+
+  it('$(headers.host) is the client\'s Host, as in Kong (the upstream itself gets the service\'s Host)', async () => {
+    const r = await curl(['-H', 'Host: api.example.com', `${gw.url()}/renaming`])
+    expect(r.status).toBe(200)
+    const seen = up.requests[up.requests.length - 1].headers
+    expect(seen['x-original-host']).toBe('api.example.com')
+    expect(seen.host).not.toBe('api.example.com')
   })
 })
