@@ -25,6 +25,7 @@ UP_PORT=${UP_PORT:-9000}
 ISS_PORT=${ISS_PORT:-9449}
 INTRO_PORT=${INTRO_PORT:-9450}
 RL_REDIS_PORT=${RL_REDIS_PORT:-9479} # redis-server for rate-limiting policy redis (kind full-rlr)
+STORE_REDIS_PORT=${STORE_REDIS_PORT:-} # redis-server behind gateway.store.redis (kinds full-sr, dpop-sr); empty: a free port
 # Every token is minted with this issuer; S2/S4 check it, S5's static discovery document states it.
 ISS=https://127.0.0.1:$ISS_PORT
 AUD=https://api.example.test # = mint-token.mjs' default aud, also checked by S2/S4
@@ -35,7 +36,7 @@ mkdir -p "$OUTDIR" "$RUN/nginx-tmp"
 NCPU=$(nproc)
 
 STARTED=() # PIDs this script started (upstream, issuer, proxies), stopped in reverse order
-GW_ROOT='' GW_TREE=() GW_ERR='' ISS_PID='' ISS_PIDS='' INTRO_PID='' UP_PID='' UP_PIDS='' RL_REDIS_PID=''
+GW_ROOT='' GW_TREE=() GW_ERR='' ISS_PID='' ISS_PIDS='' INTRO_PID='' UP_PID='' UP_PIDS='' RL_REDIS_PID='' STORE_REDIS_PID=''
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -113,6 +114,7 @@ make_pki_tokens() {
     rm -rf "$PKI"; "$BENCH_HOME/pki.sh" "$PKI" >>"$LOG" 2>&1 || die "pki.sh failed"
   fi
   node "$BENCH_HOME/mint-token.mjs" --out "$JWT" --cert "$PKI/client1.crt" --cert2 "$PKI/client2.crt" --iss "$ISS" --aud "$AUD" >>"$LOG" 2>&1 || die "mint-token failed"
+  node "$BENCH_HOME/mint-dpop.mjs" --out "$JWT" --iss "$ISS" --aud "$AUD" >>"$LOG" 2>&1 || die "mint-dpop failed"
   log "PKI in $PKI, tokens in $JWT (iss $ISS, aud $AUD)"
 }
 
@@ -188,6 +190,21 @@ start_rl_redis() { # a redis-server on the rig core for rate-limiting policy red
   log "redis-server pid $RL_REDIS_PID on 127.0.0.1:$RL_REDIS_PORT, cpu$RIG_CPU (rate-limiting policy redis)"
 }
 
+free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close() })'; }
+# issue 13: the redis-server behind gateway.store.redis (S5r, S5dr), on the rig core with the upstream (its CPU is
+# watched as "store", not counted as the proxy's), no persistence, loopback only; kept for the whole run, stopped by
+# its PID with everything else (stop_all). STORE_REDIS_PORT overrides the free port picked here.
+start_store_redis() {
+  [[ -n $STORE_REDIS_PID ]] && return 0
+  command -v redis-server >/dev/null || { GW_ERR="redis-server missing (bash scripts/system-deps.sh installs it)"; return 1; }
+  [[ -n $STORE_REDIS_PORT ]] || STORE_REDIS_PORT=$(free_port)
+  port_free "$STORE_REDIS_PORT" || { GW_ERR="port $STORE_REDIS_PORT on 127.0.0.1 is already in use (set STORE_REDIS_PORT)"; return 1; }
+  taskset -c "$RIG_CPU" redis-server --port "$STORE_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --protected-mode no --dir "$RUN" >"$RUN/store-redis.log" 2>&1 &
+  STORE_REDIS_PID=$!; STARTED+=("$STORE_REDIS_PID")
+  wait_port "$STORE_REDIS_PORT" "$STORE_REDIS_PID" || { GW_ERR="redis-server did not start (see $RUN/store-redis.log)"; return 1; }
+  log "redis-server pid $STORE_REDIS_PID on 127.0.0.1:$STORE_REDIS_PORT, cpu$RIG_CPU (gateway.store.redis)"
+}
+
 write_certbound_config() {
   local kind=$1 dir=$2 port=$3 admin=$4 workers=${5:-0}
   rm -rf "$dir"; mkdir -p "$dir/certs"
@@ -211,6 +228,11 @@ gateway:
   log_level: info
 YAML
     ((workers > 0)) && echo "  workers: $workers"
+    # issue 13: the same gateway with its shared state (token cache, DPoP jti replay, revocations) in Redis
+    [[ $kind == full-sr || $kind == dpop-sr ]] && cat <<YAML
+  store:
+    redis: { url: "redis://127.0.0.1:$STORE_REDIS_PORT", key_prefix: "certbound-bench:" }
+YAML
     cat <<YAML
 services:
   - name: bench-upstream
@@ -224,7 +246,29 @@ YAML
         strip_path: false
 YAML
     case $kind in
-      full|full-rl|full-rlr) cat <<YAML
+      dpop|dpop-sr) cat <<YAML
+        plugins:
+          - name: openid-connect
+            config:
+              issuer: $ISS          # discovery -> jwks_uri (static nginx, conf/s5-issuer-nginx.conf)
+              auth_methods: [bearer]
+              proof_of_possession_dpop: strict          # RFC 9449: "Authorization: DPoP" + a proof per request, cnf.jkt
+              dpop_algorithms: [ES256]
+              audience_required: [$AUD]
+              algorithms: [ES256]
+              enforce_access_token_typ: true
+          - name: require-scopes
+            config: { scopes: [system-access] }
+          - name: request-transformer
+            config:
+              add:
+                headers:
+                  - "x-credential-sub:\$(credential.sub)"
+                  - "x-credential-scope:\$(credential.scope)"
+                  - "x-credential-client-id:\$(credential.client_id)"
+YAML
+      ;;
+      full|full-rl|full-rlr|full-sr) cat <<YAML
         plugins:
           - name: openid-connect
             config:
@@ -347,7 +391,8 @@ start_certbound() {
   GW_ERR=''
   port_free "$port" || { GW_ERR="port $port on 127.0.0.1 is already in use"; return 1; }
   port_free "$admin" || { GW_ERR="admin port $admin on 127.0.0.1 is already in use"; return 1; }
-  if [[ $kind == full || $kind == full-rl || $kind == full-rlr ]]; then start_issuer || return 1; fi
+  if [[ $kind == full* || $kind == dpop* ]]; then start_issuer || return 1; fi
+  if [[ $kind == *-sr ]]; then start_store_redis || return 1; fi
   if [[ $kind == full-rlr ]]; then start_rl_redis || return 1; fi
   if [[ $kind == intro ]]; then start_introspector || return 1; fi
   write_certbound_config "$kind" "$dir" "$port" "$admin" "$workers"

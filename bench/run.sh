@@ -7,14 +7,15 @@
 #        BENCH_QUICK=1 bash bench/run.sh    (~2 minute smoke test: RUNS=1 DUR_KA=2 DUR_HS=1 WARMUP=0, no quiet-waits,
 #                                            no retries, no separate `certbound validate` before each start)
 #        RUNS=3 bash bench/run.sh           (the README's figures: medians of 3)
-# env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md; also S5rl S5rr: S5 + rate-limiting local / redis)
+# env:   SCENARIOS="S0 S1 S2 S4 S4k S5p S5 S6 S5c"   (see README.md; also S5rl S5rr: S5 + rate-limiting local / redis;
+#                                                     S5r: S5 with gateway.store.redis; S5d S5dr: the DPoP chain, memory / redis store)
 #        RUNS=1  DUR_KA=10  DUR_HS=5  CONNS_KA=64  CONNS_HS=16  WARMUP=2
 #        MODES="ka hs rs"  (ka keep-alive; hs a full TLS handshake per request; rs the same resuming the last ticket)
 #        SUT_CPU=0 (the proxy under test)  RIG_CPU=1 (load generator, upstream, issuer, IdP)
 #        BENCH_SETUP=1 (run bench/setup.sh first; 0 skips it)  BENCH_BUILD=auto|1|0 (rebuild dist/ when stale)
 #        BENCH_VALIDATE=1 (`certbound validate` each generated config before starting it)
 #        FRESH_PKI=1  QUIET_MAX=15 QUIET_BUDGET=45  NOISE_MAX=25 RETRY_BUDGET=4 RETRY_PER=1
-#        UP_PORT=9000 ISS_PORT=9449 INTRO_PORT=9450  S5C_WORKERS=2
+#        UP_PORT=9000 ISS_PORT=9449 INTRO_PORT=9450  S5C_WORKERS=2  STORE_REDIS_PORT=(a free port)
 #        PAIRED="S2 S4k" (anchors measured at the same time as certbound S5, on the same core; "" skips)
 #        PAIR_RUNS=5 DUR_PAIR=8 PAIR_MODES="ka hs rs" (the paired runs' modes: hs/rs with CONNS_HS/2 connections per side)
 #        MULTICORE=1 (run bench/multicore.sh instead: workers: N vs nbthread N on N = 1, 2, 4, 8 as the cores allow)
@@ -50,12 +51,12 @@ if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 source "$HERE/lib.sh"
 export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES WARMUP
 RESULTS=$OUTDIR/results.jsonl
-declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449 [S5rl]=8454 [S5rr]=8455)
-declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109 [S5rl]=9114 [S5rr]=9115)
+declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449 [S5rl]=8454 [S5rr]=8455 [S5r]=8456 [S5d]=8457 [S5dr]=8458)
+declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109 [S5rl]=9114 [S5rr]=9115 [S5r]=9116 [S5d]=9117 [S5dr]=9118)
 need_tools
 install_traps
 for s in $SCENARIOS; do
-  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6|S5rl|S5rr) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c S5rl S5rr)" ;; esac
+  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6|S5rl|S5rr|S5r|S5d|S5dr) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c S5rl S5rr S5r S5d S5dr)" ;; esac
 done
 for p in $UP_PORT $ISS_PORT $INTRO_PORT "${PORT[@]}" "${ADMIN[@]}"; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
 
@@ -143,11 +144,14 @@ load() { # load SCN MODE URL WATCH... ; appends JSON lines to $RESULTS
   [[ $mode != ka ]] && dur=$DUR_HS conns=$CONNS_HS
   if [[ $url == https* ]]; then
     tlsargs=(--cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt")
-    [[ $s != S1 && $s != S5p ]] && tlsargs+=(--token "$JWT/token.jwt")
+    # S5d/S5dr: the DPoP-bound token, with a fresh proof by its key on every request (loadgen --dpop-key)
+    if [[ $s == S5d || $s == S5dr ]]; then tlsargs+=(--token "$JWT/token-dpop.jwt" --dpop-key "$JWT/dpop-key.pem")
+    elif [[ $s != S1 && $s != S5p ]]; then tlsargs+=(--token "$JWT/token.jwt"); fi
     # the preflight proves client1's certificate reaches the proxy. certbound has no /whoami: a 200 from /echo
     # with the token's sub injected means the token verified and its cnf matched client1's certificate (strict PoP)
+    # (S5d/S5dr: matched the proof's key)
     case $s in
-      S5|S5c|S6|S5rl|S5rr) tlsargs+=(--check-path /echo --check-contains x-credential-sub=client1-service-account) ;;
+      S5|S5c|S6|S5rl|S5rr|S5r|S5d|S5dr) tlsargs+=(--check-path /echo --check-contains x-credential-sub=client1-service-account) ;;
       S5p) tlsargs+=(--check-path /echo --check-contains x-credential-sub=) ;;
       *) tlsargs+=(--check-path /whoami --check-contains CN=client1) ;;
     esac
@@ -219,9 +223,12 @@ for s in $SCENARIOS; do
       fi
       stop_proxy
       ;;
-    S5|S5c|S5p|S6|S5rl|S5rr)
+    S5|S5c|S5p|S6|S5rl|S5rr|S5r|S5d|S5dr)
       workers=0 cpus=$SUT_CPU vmode=contract
       case $s in
+        S5r) kind=full-sr desc="certbound full chain with gateway.store.redis (a local redis-server on cpu$RIG_CPU), 1 process" ;;
+        S5d) kind=dpop vmode=dpop desc="certbound DPoP chain (openid-connect proof_of_possession_dpop strict, ES256 proof per request, jti replay check in the memory store) + require-scopes + request-transformer, 1 process" ;;
+        S5dr) kind=dpop-sr vmode=dpop desc="certbound DPoP chain with gateway.store.redis (jti replay check in Redis), 1 process" ;;
         S5rl) kind=full-rl desc="certbound full chain + rate-limiting (minute: 1000000 per credential, policy local), 1 process" ;;
         S5rr) kind=full-rlr desc="certbound full chain + rate-limiting (minute: 1000000 per credential, policy redis on a local redis-server), 1 process" ;;
         S5) kind=full desc="certbound full chain (openid-connect strict PoP + require-scopes + request-transformer), 1 process" ;;
@@ -239,12 +246,20 @@ for s in $SCENARIOS; do
       PROXY_PIDS=$(gw_pids_csv); RSS_PIDS=$PROXY_PIDS
       : >"$RUN/issuer-access.log"
       ok=1
-      VERIFY_MODE=$vmode PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$s]}" "$s" >"$RUN/verify-$s.txt" 2>&1 || ok=0
+      # S5r/S5dr: the gateway must really hold its state in Redis (/status says so), or the row would be S5's again
+      if [[ $kind == *-sr ]]; then
+        st=$(curl -sS --max-time 5 "http://127.0.0.1:${ADMIN[$s]}/status" 2>&1 || true)
+        if [[ $st == *'"backend":"redis"'* && $st == *'"connected":true'* ]]; then log "$s /status: store $(grep -o '"store":{[^}]*}' <<<"$st")"
+        else log "$s: /status does not show a connected redis store: ${st:0:300}"; ok=0; fi
+      fi
+      if [[ $vmode == dpop ]]; then PKI=$PKI JWT=$JWT "$HERE/verify-dpop.sh" "${PORT[$s]}" "$s" >"$RUN/verify-$s.txt" 2>&1 || ok=0
+      else VERIFY_MODE=$vmode PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$s]}" "$s" >"$RUN/verify-$s.txt" 2>&1 || ok=0; fi
       cat "$RUN/verify-$s.txt" >>"$LOG"
       log "$s verify-chain ($vmode): $(grep -E 'passed, [0-9]+ failed' "$RUN/verify-$s.txt" | tail -1 | sed 's/^verify-chain: //')"
       if ((ok)); then
         watch=(--watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS")
-        [[ $kind == full* && -n $ISS_PIDS ]] && watch+=(--watch "issuer=$ISS_PIDS")
+        [[ ($kind == full* || $kind == dpop*) && -n $ISS_PIDS ]] && watch+=(--watch "issuer=$ISS_PIDS")
+        [[ $kind == *-sr && -n $STORE_REDIS_PID ]] && watch+=(--watch "store=$STORE_REDIS_PID")
         [[ $kind == intro && -n $INTRO_PID ]] && watch+=(--watch "idp=$INTRO_PID")
         [[ $kind == intro ]] && before=$(intro_stats)
         placement "$s" "$PROXY_PIDS" "$cpus"
@@ -253,6 +268,9 @@ for s in $SCENARIOS; do
           after=$(intro_stats)
           log "$s introspection endpoint: before the load $before, after $after"
           note "$s" "introspection endpoint counters before the load runs $before, after $after (warm cache: the load adds ~0 calls)"
+        fi
+        if [[ $kind == *-sr ]] && command -v redis-cli >/dev/null; then
+          log "$s redis after the load: $(redis-cli -h 127.0.0.1 -p "$STORE_REDIS_PORT" --scan --pattern 'certbound-bench:*' 2>&1 | wc -l) keys under certbound-bench:, $(redis-cli -h 127.0.0.1 -p "$STORE_REDIS_PORT" info stats 2>&1 | grep -E '^total_commands_processed' | tr -d '\r')"
         fi
         if mt=$(curl -sS --max-time 5 "http://127.0.0.1:${ADMIN[$s]}/metrics" 2>&1); then
           log "$s admin /metrics: $(grep -cv '^#' <<<"$mt") sample lines; requests counted: $(awk '/^certbound_http_requests_total[{ ]/{s+=$NF} END{printf "%d", s}' <<<"$mt")"

@@ -30,6 +30,9 @@ const NAMES = {
   S5c: 'S5c certbound full chain, workers: 2 (unpinned)',
   S5rl: 'S5rl certbound full chain + rate-limiting (local)',
   S5rr: 'S5rr certbound full chain + rate-limiting (redis)',
+  S5r: 'S5r certbound full chain, gateway.store.redis',
+  S5d: 'S5d certbound DPoP chain (ES256 proof per request), memory store',
+  S5dr: 'S5dr certbound DPoP chain, gateway.store.redis (jti replay in Redis)',
 }
 const median = (xs) => {
   const v = xs.filter((x) => x != null && !Number.isNaN(x)).sort((a, b) => a - b)
@@ -140,6 +143,23 @@ const goal = (name, value, ok, detail) => goals.push({ name, value, ok, detail }
       goal(`rate-limiting ${what}: CPU per request ≤ ${max}× the chain alone (ka)`, rx(cr), cr <= max, `${fmt(r.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
     }
   }
+  // issue 13: the same chain with its state in Redis, against the memory store in the same run
+  const sr = get('S5r', 'ka')
+  if (sr && one) {
+    const cr = ratio(sr.sut_us_per_req, one.sut_us_per_req); const pr = ratio(sr.p99, one.p99)
+    goal('gateway.store.redis: CPU per request ≤ 1.15× the memory store (S5r ÷ S5, ka)', rx(cr), cr <= 1.15, `${fmt(sr.sut_us_per_req)} vs ${fmt(one.sut_us_per_req)} µs/req`)
+    goal('gateway.store.redis: p99 ≤ 1.2× the memory store (S5r ÷ S5, ka)', rx(pr), pr <= 1.2, `${fmt(sr.p99, 2)} vs ${fmt(one.p99, 2)} ms`)
+  }
+  // issue 14: DPoP (a proof signature verified per request) against HAProxy's full mTLS chain (a JWT signature per
+  // request), and the jti replay check in Redis against the memory store
+  const d5 = get('S5d', 'ka'); const h2k = get('S2', 'ka')
+  if (d5 && h2k) goal('DPoP chain: CPU per request ≤ 1.0× HAProxy\'s full mTLS chain (S5d ÷ S2, ka)', rx(d5.vs_haproxy.cpu), d5.vs_haproxy.cpu <= 1, `${fmt(d5.sut_us_per_req)} vs ${fmt(h2k.sut_us_per_req)} µs/req`)
+  const dr = get('S5dr', 'ka')
+  if (dr && d5) {
+    const cr = ratio(dr.sut_us_per_req, d5.sut_us_per_req)
+    goal('DPoP replay check in Redis: CPU per request ≤ 1.15× the memory store (S5dr ÷ S5d, ka)', rx(cr), cr <= 1.15, `${fmt(dr.sut_us_per_req)} vs ${fmt(d5.sut_us_per_req)} µs/req; p99 ${fmt(dr.p99, 2)} vs ${fmt(d5.p99, 2)} ms`)
+  }
+  if (dr && h2k) goal('DPoP chain with Redis: CPU per request vs HAProxy (S5dr ÷ S2, ka; no goal of its own)', rx(dr.vs_haproxy.cpu), null, `${fmt(dr.sut_us_per_req)} vs ${fmt(h2k.sut_us_per_req)} µs/req`)
   for (const p of paired) {
     if (p.anchor === 'S2' && p.mode === 'hs') goal('new-handshake CPU per connection vs HAProxy (paired, hs)', rx(p.ratio), p.ratio <= 1 / 0.9, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req; ≤ 1.11× is the CPU side of "≥ 0.9× HAProxy's handshake rate"`)
     if (p.anchor === 'S2' && p.mode === 'rs') goal('resumed-handshake CPU vs HAProxy (paired, rs)', rx(p.ratio), p.ratio <= 1, `${fmt(p.certbound_us)} vs ${fmt(p.anchor_us)} µs/req`)
@@ -198,11 +218,11 @@ if (paired.length) {
 }
 if (goals.length) {
   console.log()
-  console.log('#### Goals of issue 5 in this run')
+  console.log('#### Goals in this run (issue 5; 13: store.redis; 14: DPoP; 15: rate-limiting)')
   console.log()
   console.log('| goal | this run | | |')
   console.log('|---|--:|---|---|')
-  for (const g of goals) console.log(`| ${g.name} | ${g.value} | ${g.ok ? 'met' : '**not met**'} | ${g.detail} |`)
+  for (const g of goals) console.log(`| ${g.name} | ${g.value} | ${g.ok == null ? '—' : g.ok ? 'met' : '**not met**'} | ${g.detail} |`)
 }
 console.log()
 console.log('<details><summary>details: CPU, noise, RSS</summary>')
