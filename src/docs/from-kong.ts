@@ -12,7 +12,6 @@ const KONG_PLUGINS_ELSEWHERE: Readonly<Record<string, string>> = {
   jwt: 'use openid-connect (local JWT validation against the issuer\'s JWKS)',
   oauth2: 'use the built-in authorization_server (client credentials, RFC 8705)',
   'oauth2-introspection': 'use token-introspection (RFC 7662)',
-  'rate-limiting': 'not available yet',
   cors: 'not available',
   'ip-restriction': 'not available',
   'response-transformer': 'not available',
