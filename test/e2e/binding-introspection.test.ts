@@ -10,6 +10,7 @@ import { startUpstream, type RecordedRequest, type Upstream } from '../helpers/u
 import { curl, type CurlResult } from '../helpers/curl.js'
 import { createTestPki, type TestCert, type TestPki } from '../helpers/pki.js'
 import { startIdp, type Idp } from '../helpers/idp.js'
+import { SkewedClock } from '../helpers/clock.js'
 
 const INVALID_TOKEN = 'Bearer realm="certbound", error="invalid_token", error_description="The access token is invalid"'
 const INTROSPECTION_PATH = '/token/introspection'
@@ -18,10 +19,15 @@ const INTROSPECTION_CLIENT = { clientId: 'introspection-client', secret: 'intros
 
 let pki: TestPki
 let idp: Idp
-/** A second IdP whose tokens live 2 s: the cache must never outlive a token's exp (Callista's plugin did). */
+/** A second IdP whose tokens live 10 s: the cache (ttl 30) must never outlive a token's exp (Callista's plugin did). */
 let shortIdp: Idp
 let upstream: Upstream
 let gw: TestGateway
+/**
+ * gw's clock (deps.now): real time, as the IdPs issue and judge tokens on it, plus a skew the tests move forward to
+ * reach a cache expiry or a token's exp instead of sleeping.
+ */
+const gwClock = new SkewedClock()
 
 /**
  * A route: mtls-auth (the test CA) + token-introspection at `endpoint` + require-scopes. `introspection` holds extra
@@ -66,7 +72,7 @@ beforeAll(async () => {
     serverKeyPem: pki.server.keyPem,
     clientCaPem: pki.ca.certPem,
     accessTokenFormat: 'opaque',
-    accessTokenTtl: 2,
+    accessTokenTtl: 10,
     clients: [{ client_id: 'client1', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=client1,O=Example Org', scope: 'system-access' }],
   })
   upstream = await startUpstream()
@@ -95,7 +101,7 @@ services:
       ttl: 30`, { endpoint: shortIdp.introspectionEndpoint })}${route('bad-secret', '', { auth: `client_id: ${INTROSPECTION_CLIENT.clientId}\nclient_secret: not-the-secret` })}${route('mtls-introspect', '', {
       auth: `introspection_endpoint_auth_method: tls_client_auth\nclient_id: gateway-mtls\nclient_cert: ${pki.rsaClient.certFile}\nclient_key: ${pki.rsaClient.keyFile}`,
     })}
-`)
+`, { now: gwClock.now })
 }, 60_000)
 
 afterAll(async () => {
@@ -300,10 +306,10 @@ describe('RFC 7009 revocation at the IdP', () => {
     expect((await api('/short-cache/', { token, client: pki.client1 })).status).toBe(200)
     // taken once the answer is here: the result was cached before it was sent, so it expires by cachedAt + 2 s
     // (taken before the request, a slow introspection on a loaded machine would end the wait too early)
-    const cachedAt = Date.now()
+    const cachedAt = gwClock.now()
     await idp.revoke(token, INTROSPECTION_CLIENT)
     expect((await api('/short-cache/', { token, client: pki.client1 })).status).toBe(200)
-    await new Promise(r => setTimeout(r, Math.max(0, cachedAt + 2100 - Date.now())))
+    gwClock.advanceTo(cachedAt + 2100)
     const r = await api('/short-cache/', { token, client: pki.client1 })
     expect(r.status).toBe(401)
     expect((await accessLog(r)).err).toBe('CB_ERR_TOKEN_INACTIVE')
@@ -311,14 +317,13 @@ describe('RFC 7009 revocation at the IdP', () => {
 })
 
 describe('RFC 7662 §4: a cached result never outlives the token (exp)', () => {
-  it('ttl: 30 with a token that lives 2 s: 200, then 401 once exp has passed', async () => {
-    // exp = iat + 2 with iat in whole seconds: start just after a second boundary so the token is valid for ~2 s
-    await new Promise(r => setTimeout(r, 1010 - (Date.now() % 1000)))
+  it('ttl: 30 with a token that lives 10 s: 200, then 401 once exp has passed', async () => {
     const token = (await shortIdp.token({ clientId: 'client1', certPem: pki.client1.certPem, keyPem: pki.client1.keyPem, scope: 'system-access' })).access_token
     const first = await api('/short-lived/', { token, client: pki.client1 })
     expect(first.status).toBe(200)
     const exp = Number(upstreamSaw(first).headers['x-credential-exp'])
-    await new Promise(r => setTimeout(r, Math.max(0, exp * 1000 - Date.now()) + 100))
+    // RFC 7519 §4.1.4: past "on or after" exp (leeway 0); the IdP, on real time, would still call it active
+    gwClock.advanceTo(exp * 1000)
     const r = await api('/short-lived/', { token, client: pki.client1 })
     expect(r.status).toBe(401)
     expect(r.headers['www-authenticate']).toBe(INVALID_TOKEN)

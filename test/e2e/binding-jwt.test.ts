@@ -16,6 +16,7 @@ import { startUpstream, type RecordedRequest, type Upstream } from '../helpers/u
 import { curl, type CurlResult } from '../helpers/curl.js'
 import { createTestPki, type TestCert, type TestPki } from '../helpers/pki.js'
 import { startIdp, type Idp } from '../helpers/idp.js'
+import { SkewedClock } from '../helpers/clock.js'
 
 const INVALID_TOKEN = 'Bearer realm="certbound", error="invalid_token", error_description="The access token is invalid"'
 const AUDIENCE = 'https://api.example.test'
@@ -32,14 +33,19 @@ type Format = typeof FORMATS[number]['format']
 
 let pki: TestPki
 let idp: Idp
-/** Tokens that live 2 s (RFC 9068 exp), for the expiry tests. */
+/** Tokens that live 10 s (RFC 9068 exp), for the expiry tests: gw's clock is moved past their exp. */
 let shortIdp: Idp
 let upstream: Upstream
 let gw: TestGateway
 /** The same certificate_header routes, but trusted_ips does not include the loopback address the tests use. */
 let untrusted: TestGateway
-/** When gw loaded its JWKS (the cooldown route's rediscovery_lifetime counts from there). */
+/** When gw loaded its JWKS, on gw's clock (the cooldown route's rediscovery_lifetime counts from there). */
 let gwStartedAt = 0
+/**
+ * gw's clock (deps.now): real time, as the IdP issues tokens on it, plus a skew the tests move forward to reach an
+ * exp or the end of a window instead of sleeping.
+ */
+const gwClock = new SkewedClock()
 
 const TLS = 0
 const PLAIN = 1
@@ -97,7 +103,7 @@ beforeAll(async () => {
       { client_id: SECRET_CLIENT.clientId, token_endpoint_auth_method: 'client_secret_basic' as const, client_secret: SECRET_CLIENT.secret, scope: 'system-access' },
     ],
   }
-  ;[idp, shortIdp, upstream] = await Promise.all([startIdp(idpOptions), startIdp({ ...idpOptions, accessTokenTtl: 2 }), startUpstream()])
+  ;[idp, shortIdp, upstream] = await Promise.all([startIdp(idpOptions), startIdp({ ...idpOptions, accessTokenTtl: 10 }), startUpstream()])
   const listeners = `
   listen:
     - address: 127.0.0.1:0
@@ -149,8 +155,8 @@ rediscovery_lifetime: 0`)}
         plugins:
 ${openidConnect(idp.issuer, `proof_of_possession_mtls: strict
 rediscovery_lifetime: 3`)}${headerRoutes('[127.0.0.1/32]')}
-`)
-  gwStartedAt = Date.now()
+`, { now: gwClock.now })
+  gwStartedAt = gwClock.now()
   untrusted = await startGateway(`_format_version: "3.0"
 gateway:${listeners}
 services:
@@ -218,8 +224,6 @@ function payloadOf (jwt: string): JWTPayload {
 }
 
 const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')
-
-const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 
 describe('RFC 8705 §3 + RFC 9068: a bound JWT on the certificate it was issued to', () => {
   it('200; X-Credential-* from the claims and request-transformer\'s $(credential.client_id) / $(client_cert.…) upstream', async () => {
@@ -419,13 +423,12 @@ describe('RFC 7515 / RFC 8725: forged and altered tokens are 401 invalid_token',
 
 describe('RFC 9068 §2.2 exp: expired tokens', () => {
   it('a token past its exp is 401, whether it was accepted before (cached) or never seen', async () => {
-    // exp = iat + 2 with iat in whole seconds: start just after a second boundary so the token is valid for ~2 s
-    await sleep(1010 - (Date.now() % 1000))
     const seen = await boundToken(shortIdp)
     expect((await api('/short/', { token: seen, client: pki.client1 })).status).toBe(200)
     const unseen = await boundToken(shortIdp)
     const exp = Math.max(payloadOf(seen).exp!, payloadOf(unseen).exp!)
-    await sleep(Math.max(0, exp * 1000 - Date.now()) + 50)
+    // RFC 7519 §4.1.4: refused "on or after" exp (leeway 0), so move gw's clock to exp itself
+    gwClock.advanceTo(exp * 1000)
     for (const token of [seen, unseen]) {
       const r = await api('/short/', { token, client: pki.client1 })
       expect(r.status).toBe(401)
@@ -652,7 +655,7 @@ describe('fail closed: the IdP is down', () => {
   })
 
   it('rediscovery_lifetime: 3 — an unknown kid while the IdP is down, last fetch older than 3 s: 503', async () => {
-    await sleep(Math.max(0, gwStartedAt + 3100 - Date.now()))
+    gwClock.advanceTo(gwStartedAt + 3100)
     const first = await api('/cooldown/', { token: unknownKid, client: pki.client1 })
     expect(first.status).toBe(503)
   })

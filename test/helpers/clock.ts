@@ -16,3 +16,14 @@ export class ManualClock {
 export function storeDeps (now: Clock = () => Date.now()): { store: StateStore, now: Clock, openStore: (r: unknown) => StateStore } {
   return { store: new MemoryStore({ now }), now, openStore: () => new MemoryStore({ now }) }
 }
+
+/**
+ * Real time plus a skew the test moves forward: for a gateway that also checks tokens an external IdP (oidc-provider)
+ * issues on real time, so the clock cannot be frozen, yet expiry is reached by moving it rather than by sleeping.
+ */
+export class SkewedClock {
+  private skew = 0
+  readonly now: Clock = () => Date.now() + this.skew
+  /** Moves the clock forward to `t`; never back (a gateway's clock does not run backwards). */
+  advanceTo (t: number): void { this.skew += Math.max(0, t - this.now()) }
+}

@@ -10,6 +10,7 @@ import { x5tS256 } from '../../../src/server/peer.js'
 import { createMtlsPki, type Issued, type MtlsPki } from '../../unit/helpers/mtls-pki.js'
 import { startHarness, testDeps, type Harness } from '../../unit/helpers/plugin-harness.js'
 import { startIntrospectionServer, type IntrospectionServer } from '../../unit/helpers/introspection-server.js'
+import { ManualClock, storeDeps } from '../../helpers/clock.js'
 
 let pki: MtlsPki
 let idp: IntrospectionServer
@@ -320,14 +321,18 @@ describe('token-introspection: cache', () => {
   })
 
   it('never serves a cached result past the token\'s exp', async () => {
-    const h = await serve({ ttl: 300 })
-    const t = token({ exp: now() + 2 })
+    // the plugin's clock is driven: the token's exp is on it, and the test moves it past exp instead of sleeping
+    const clock = new ManualClock(Date.now())
+    const h = await serve({ ttl: 300 }, { ...deps, ...storeDeps(clock.now) })
+    const exp = Math.floor(clock.now() / 1000) + 2
+    const t = token({ exp, iat: exp - 2 })
     expect((await h.send({ headers: bearer(t) })).status).toBe(200)
+    clock.set(exp * 1000 - 1)
     expect((await h.send({ headers: bearer(t) })).status).toBe(200)
     expect(idp.calls(t)).toBe(1)
     // the IdP would now say inactive; meanwhile the cache must not answer for it
     idp.tokens.set(t, { json: { active: false } })
-    await new Promise(r => setTimeout(r, 2100))
+    clock.set(exp * 1000)
     const a = await h.send({ headers: bearer(t) })
     expect(a.status).toBe(401)
     expect(idp.calls(t)).toBe(2)
