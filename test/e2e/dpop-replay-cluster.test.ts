@@ -15,6 +15,7 @@ import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { ensureDist, freePort, startCertbound, waitFor, type CertboundProcess } from '../helpers/process.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { curl, type CurlResult } from '../helpers/curl.js'
+import { gatewaySection } from '../helpers/store-nodes.js'
 
 const SECRET = 'dpop-replay-secret-0123456789'
 const STORE_SECRET = 'a-test-secret-of-at-least-32-characters!'
@@ -39,21 +40,7 @@ function config (o: { port: number, adminPort: number, issuerPort: number, worke
 ${extra}          - name: request-termination
             config: { status_code: 200, echo: true }
 `
-  return `_format_version: "3.0"
-gateway:
-  workers: ${o.workers}
-  admin_listen: 127.0.0.1:${o.adminPort}
-  listen:
-    - address: 127.0.0.1:${o.port}
-      tls:
-        cert: ${pki.server.certFile}
-        key: ${pki.server.keyFile}
-        client_ca: ${pki.ca.certFile}
-        client_certificate: request
-  trusted_certificates: ${pki.ca.certFile}
-  limits:
-    drain_timeout: 1000
-${o.store === undefined ? '' : `  store:\n${o.store}\n`}authorization_server:
+  return `${gatewaySection({ pki, port: o.port, adminPort: o.adminPort, workers: o.workers, store: o.store })}authorization_server:
   issuer: ${issuer}
   clients:
     - client_id: dpop-client

@@ -37,12 +37,15 @@ export interface Node {
   stop(): Promise<void>
 }
 
-export function nodeConfig (o: NodeOptions & { port: number, adminPort: number }): string {
+/**
+ * The `_format_version` line and `gateway:` section every store test node runs: one TLS listener asking for client
+ * certificates (the test CA), the admin listener, and `gateway.store` when given (YAML lines indented by 4).
+ */
+export function gatewaySection (o: { pki: TestPki, port: number, adminPort: number, workers: number, store?: string }): string {
   const p = o.pki
-  const issuer = `https://localhost:${o.issuerPort}`
   return `_format_version: "3.0"
 gateway:
-  workers: ${o.workers ?? 0}
+  workers: ${o.workers}
   admin_listen: 127.0.0.1:${o.adminPort}
   listen:
     - address: 127.0.0.1:${o.port}
@@ -54,7 +57,13 @@ gateway:
   trusted_certificates: ${p.ca.certFile}
   limits:
     drain_timeout: 1000
-${o.store === undefined ? '' : `  store:\n${o.store}\n`}authorization_server:
+${o.store === undefined ? '' : `  store:\n${o.store}\n`}`
+}
+
+export function nodeConfig (o: NodeOptions & { port: number, adminPort: number }): string {
+  const p = o.pki
+  const issuer = `https://localhost:${o.issuerPort}`
+  return `${gatewaySection({ pki: p, port: o.port, adminPort: o.adminPort, workers: o.workers ?? 0, store: o.store })}authorization_server:
   issuer: ${issuer}
   ca_certificates: ${p.ca.certFile}
 ${o.stateDir === true ? `  state_dir: ${join(o.dir, o.name + '-state')}\n` : ''}  clients:
