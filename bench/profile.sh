@@ -6,7 +6,7 @@
 # Written for bench/ (the process handling is shared with run.sh through lib.sh).
 #
 # usage: bash bench/profile.sh
-# env:   PROFILE_KIND=full (S5: openid-connect + require-scopes + request-transformer) | intro (S6) | plain (S5p)
+# env:   PROFILE_KIND=full (S5: openid-connect + require-scopes + request-transformer) | intro (S6) | plain (S5p) | dpop (S5d)
 #        PROFILE_MODE=ka|hs|rs  PROFILE_SECONDS=10  CONNS_KA=64  CONNS_HS=16  TOP=30  PROFILE_PORT=8451  PROFILE_ADMIN=9111
 #        SUT_CPU=0 RIG_CPU=1  BENCH_SETUP=1  BENCH_BUILD=auto  CPU_PROF_INTERVAL=(node's default 1000 µs)
 # Output: bench/results/<stamp>-profile/ (the .cpuprofile: open it in Chrome DevTools > Performance, or
@@ -21,14 +21,14 @@ CONNS=${CONNS_KA:-64}; [[ $MODE != ka ]] && CONNS=${CONNS_HS:-16}
 TOP=${TOP:-30}
 PPORT=${PROFILE_PORT:-8451}
 PADMIN=${PROFILE_ADMIN:-9111}
-[[ $KIND == full || $KIND == intro || $KIND == plain ]] || { echo "PROFILE_KIND must be full, intro or plain" >&2; exit 2; }
+[[ $KIND == full || $KIND == intro || $KIND == plain || $KIND == dpop ]] || { echo "PROFILE_KIND must be full, intro, plain or dpop" >&2; exit 2; }
 if [[ ${BENCH_SETUP:-1} == 1 ]]; then bash "$HERE/setup.sh" >&2; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)-profile
 source "$HERE/lib.sh"
 need_tools
 install_traps
 for p in $UP_PORT $PPORT $PADMIN; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
-[[ $KIND == full ]] && { port_free "$ISS_PORT" || die "port $ISS_PORT on 127.0.0.1 is already in use"; }
+[[ $KIND == full || $KIND == dpop ]] && { port_free "$ISS_PORT" || die "port $ISS_PORT on 127.0.0.1 is already in use"; }
 [[ $KIND == intro ]] && { port_free "$INTRO_PORT" || die "port $INTRO_PORT on 127.0.0.1 is already in use"; }
 PROF=$OUTDIR/cpuprofile
 mkdir -p "$PROF"
@@ -42,6 +42,7 @@ start_certbound P "$KIND" "$PPORT" "$PADMIN" 0 "$SUT_CPU" "${nodeopts[@]}" || di
 PIDS=$(gw_pids_csv)
 args=(--cert "$PKI/client1.crt" --key "$PKI/client1.key" --ca "$PKI/ca.crt")
 if [[ $KIND == plain ]]; then args+=(--check-path /echo --check-contains x-credential-sub=)
+elif [[ $KIND == dpop ]]; then args+=(--token "$JWT/token-dpop.jwt" --dpop-key "$JWT/dpop-key.pem" --check-path /echo --check-contains x-credential-sub=client1-service-account)
 else args+=(--token "$JWT/token.jwt" --check-path /echo --check-contains x-credential-sub=client1-service-account); fi
 wait_quiet
 timeout -k 5 $((SECS + 60)) taskset -c "$RIG_CPU" node "$HERE/loadgen.mjs" --url "https://127.0.0.1:$PPORT/" --mode "$MODE" \
