@@ -75,7 +75,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
   let reloadSeq = 0
   const acks = new Map<number, { waiting: Set<number>, failures: string[], done(): void }>()
   // gateway.store memory: this process owns the state every worker shares (redis: each worker connects itself)
-  const storeHost = storeBackend(cfg.settings.store) === 'memory' ? new StoreHost(new MemoryStore({ now: systemClock })) : undefined
+  const storeHost = storeBackend(cfg.settings.store) === 'memory' ? new StoreHost(new MemoryStore({ now: systemClock, maxKeys: cfg.settings.store?.max_keys })) : undefined
   const reloads = new ReloadHistory()
   let dashboardSeq = 0
   const dashboardAsks = new Map<number, { waiting: Set<number>, got: DashboardData[], done(): void }>()

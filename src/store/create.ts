@@ -14,7 +14,7 @@ export interface CreateStoreOptions {
 
 /** The store gateway.store asks for (memory in one process; a cluster worker gets an IpcStore instead). */
 export function createStore (cfg: StoreConfig | undefined, o: CreateStoreOptions): StateStore {
-  if (storeBackend(cfg) === 'memory' || cfg?.redis === undefined) return new MemoryStore({ now: o.now })
+  if (storeBackend(cfg) === 'memory' || cfg?.redis === undefined) return new MemoryStore({ now: o.now, maxKeys: cfg?.max_keys })
   return new RedisStore({
     redis: cfg.redis,
     now: o.now,

@@ -54,11 +54,14 @@ export const storeSchema = z.strictObject({
   redis: redisConnectionSchema.optional().describe('The Redis every node shares (backend: redis)'),
   secret: z.string().min(32).optional()
     .describe('At least 32 characters (write `${{ env "NAME" }}`): encrypts what must not sit in Redis in the clear (AES-256-GCM; the authorization server\'s generated signing keys). Required with backend redis when the authorization server generates its keys'),
+  max_keys: z.number().int().min(1000).max(10_000_000).optional()
+    .describe('backend memory: most live keys (rate-limit counters, DPoP jti replay markers, cached values; about 150 bytes each) before those expiring soonest are evicted (default 100000). DPoP replay protection stays sound when it is full: proofs older than what the store still remembers are refused, never accepted. Redis is bounded by its own maxmemory'),
   replica_max_age: ms(`Revocation checks are answered from a local replica kept current by notification; while the shared store cannot confirm it (Redis unreachable), the replica is trusted for at most this many ms, then such checks fail closed (default ${STORE_DEFAULTS.replicaMaxAge})`).default(STORE_DEFAULTS.replicaMaxAge),
   resync_interval: ms(`ms between full reconciliations of the revocation replica with the shared store, which also re-seeds a Redis that came back empty (default ${STORE_DEFAULTS.resyncInterval})`).default(STORE_DEFAULTS.resyncInterval),
 }).superRefine(function checkStore (s, ctx) {
   if (s.backend === 'redis' && s.redis === undefined) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'backend redis needs redis.url' })
   if (s.backend === 'memory' && s.redis !== undefined) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'redis is set but backend is memory: remove one (backend defaults to redis when redis is set)' })
+  if (s.max_keys !== undefined && storeBackend(s) === 'redis') ctx.addIssue({ code: 'custom', path: ['max_keys'], message: 'bounds the memory backend only: Redis is bounded by its own maxmemory' })
   if (s.resync_interval >= s.replica_max_age) ctx.addIssue({ code: 'custom', path: ['resync_interval'], message: `must be below replica_max_age (${s.replica_max_age} ms), or a healthy replica would go stale between two resyncs` })
 })
 

@@ -71,6 +71,8 @@ export interface StoreStatus {
   readonly latency_ms?: number
   /** Why it is not connected, or that the revocation replica is stale (absent when all is well). */
   readonly detail?: string
+  /** memory: live keys evicted for room since start (gateway.store.max_keys), when any were. */
+  readonly evictions?: number
 }
 
 /** Time as a dependency (jose's `currentDate`): epoch milliseconds. Tests pass a clock they move. */

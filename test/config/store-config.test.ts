@@ -84,6 +84,23 @@ gateway:
     expect(e.map(x => x.path)).toContain('gateway.store.redis')
   })
 
+  it('max_keys bounds the memory backend only; below 1000 is refused', async () => {
+    const d = await diagnose(`_format_version: "3.0"
+gateway:
+  store:
+    redis:
+      url: redis://127.0.0.1:6379/0
+    max_keys: 500000
+`)
+    expect(d).toEqual([expect.objectContaining({ line: 6, path: 'gateway.store.max_keys', message: expect.stringMatching(/memory backend only/) })])
+    const e = await diagnose(`_format_version: "3.0"
+gateway:
+  store:
+    max_keys: 10
+`)
+    expect(e.map(x => x.path)).toEqual(['gateway.store.max_keys'])
+  })
+
   it('redis + an authorization server that generates its keys needs gateway.store.secret (a private key is never in Redis in the clear)', async () => {
     const d = await diagnose(`_format_version: "3.0"
 gateway:

@@ -121,6 +121,39 @@ describe('the shared store fails: the replay check fails closed (503, not the cl
   })
 })
 
+describe('a full memory store keeps the replay check sound (gateway.store.max_keys)', () => {
+  it('a proof whose jti marker was evicted for room is still refused; fresh proofs pass', async () => {
+    const { DpopVerifier } = await import('../../src/auth/dpop/proof.js')
+    const { CidrSet } = await import('../../src/net/cidr.js')
+    const { generateKeyPairSync, sign } = await import('node:crypto')
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
+    const store = new MemoryStore({ now: clock.now, maxKeys: 1000 })
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const head = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: k.publicKey.export({ format: 'jwk' }) })).toString('base64url')
+    const proofAt = (jti: string): string => {
+      const input = head + '.' + Buffer.from(JSON.stringify({ jti, htm: 'GET', htu: 'https://a.test/x', iat: Math.floor(clock.now() / 1000) })).toString('base64url')
+      return input + '.' + sign('sha256', Buffer.from(input), { key: k.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+    }
+    const v = new DpopVerifier({ algorithms: ['ES256'], proofLifetimeS: 300, futureSkewS: 5, nonces: undefined, trustedProxies: new CidrSet([]), store, now: clock.now })
+    const send = (proof: string) => v.verify(makeCtx({ path: '/x', headers: [['Host', 'a.test'], ['DPoP', proof]] }), {}).then(() => 'ok', (e: { code?: string }) => e.code)
+    const { createHash } = await import('node:crypto')
+    const jkt = jwkThumbprint(k.publicKey.export({ format: 'jwk' }) as Record<string, unknown>) as string
+    const marker = 'dpop:jti:' + createHash('sha256').update(jkt).update('\0').update('first').digest('base64url')
+    const first = proofAt('first')
+    expect(await send(first)).toBe('ok')
+    expect(await store.get(marker)).toBe('1')
+    // 3000 proofs over 30 s (100 per second, three times what 1000 keys hold for 300 s proofs): the first marker goes
+    for (let i = 0; i < 3000; i++) {
+      expect(await send(proofAt(`p${i}`))).toBe('ok')
+      if (i % 100 === 99) clock.advance(1000)
+    }
+    expect(store.status().evictions).toBeGreaterThan(0)
+    expect(await store.get(marker)).toBeUndefined() // evicted
+    expect(await send(first)).toBe('CB_ERR_DPOP_REPLAY')
+    expect(await send(proofAt('fresh'))).toBe('ok')
+  })
+})
+
 describe('RFC 9449 §4.3 steps 4–7 on hostile headers', () => {
   async function verifyWith (header: Record<string, unknown>, signWith: 'p256' | 'p384' = 'p256'): Promise<unknown> {
     const { DpopVerifier } = await import('../../src/auth/dpop/proof.js')

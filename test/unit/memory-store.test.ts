@@ -52,19 +52,54 @@ describe('store: memory backend', () => {
     expect(s.isRevoked('t1')).toBe(false)
   })
 
-  it('bounded: never more than maxKeys live keys; expired ones go first', async () => {
+  it('bounded: never more than maxKeys live keys; expired ones go first, then those expiring soonest', async () => {
     const clock = new ManualClock()
     const s = new MemoryStore({ now: clock.now, maxKeys: 100 })
     await s.set('keep', 'v')
     for (let i = 0; i < 50; i++) await s.set(`short${i}`, 'v', 10)
     clock.advance(10)
-    for (let i = 0; i < 60; i++) await s.set(`long${i}`, 'v')
+    for (let i = 0; i < 60; i++) await s.set(`long${i}`, 'v', 3_600_000)
     expect(await s.get('keep')).toBe('v') // the expired ones made room; nothing live was evicted
-    for (let i = 0; i < 1000; i++) await s.set(`more${i}`, 'v')
+    expect(s.status().evictions).toBeUndefined()
+    for (let i = 0; i < 1000; i++) await s.set(`more${i}`, 'v', 60_000 + i)
     let live = 0
     for (let i = 0; i < 1000; i++) if (await s.get(`more${i}`) !== undefined) live++
     expect(live).toBeLessThanOrEqual(100)
     expect(await s.get('more999')).toBe('v')
+    // the soonest-expiring went, not the hour-long keys inserted before them, and never a key without a TTL
+    for (let i = 0; i < 60; i++) expect(await s.get(`long${i}`)).toBe('v')
+    expect(await s.get('keep')).toBe('v')
+    expect(s.status().evictions).toBeGreaterThan(0)
+    expect(s.status().detail).toMatch(/evicted for room \(max_keys 100\)/)
+  })
+
+  it('keys without a TTL are never evicted (the store grows past maxKeys rather than lose one)', async () => {
+    const s = new MemoryStore({ now: () => 0, maxKeys: 10 })
+    for (let i = 0; i < 30; i++) await s.set(`k${i}`, 'v')
+    for (let i = 0; i < 30; i++) expect(await s.get(`k${i}`)).toBe('v')
+  })
+
+  it('eviction never lets setIfAbsent accept a key it may have held (a DPoP jti replayed after eviction)', async () => {
+    const clock = new ManualClock()
+    const s = new MemoryStore({ now: clock.now, maxKeys: 100 })
+    // proof markers: each expires at its iat + 300 s, one proof per 10 ms
+    const ttlOf = (iat: number): number => iat + 300_000 - clock.now()
+    const iats: number[] = []
+    for (let i = 0; i < 500; i++) {
+      iats.push(clock.now())
+      expect(await s.setIfAbsent(`jti${i}`, '1', ttlOf(iats[i]))).toBe(true)
+      clock.advance(10)
+    }
+    expect(s.status().evictions).toBeGreaterThan(0)
+    // every proof replayed is refused, whether its marker is still there or was evicted
+    for (let i = 0; i < 500; i++) expect(await s.setIfAbsent(`jti${i}`, '1', ttlOf(iats[i]))).toBe(false)
+    // a fresh proof passes; one as old as an evicted marker cannot be told from a replay and is refused
+    expect(await s.setIfAbsent('fresh', '1', ttlOf(clock.now()))).toBe(true)
+    expect(await s.setIfAbsent('old-but-new-jti', '1', ttlOf(iats[0]))).toBe(false)
+    // long-lived keys made once (the DPoP nonce key) are untouched by the markers' turnover
+    expect(await s.setIfAbsent('nonce-key', 'k', 365 * 86_400_000)).toBe(true)
+    for (let i = 500; i < 2000; i++) { await s.setIfAbsent(`jti${i}`, '1', ttlOf(clock.now())); clock.advance(10) }
+    expect(await s.get('nonce-key')).toBe('k')
   })
 
   it('publish reaches every subscriber of the channel; a throwing subscriber does not stop the others', async () => {

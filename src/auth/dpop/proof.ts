@@ -222,7 +222,7 @@ export class DpopVerifier {
       // without the shared store a replay cannot be ruled out: fail closed, and say it is ours, not the client's
       throw err instanceof GatewayError ? err : new GatewayError('CB_ERR_STORE_UNAVAILABLE', { detail: `DPoP jti replay check: the ${p.store.backend} store failed: ${(err as Error).message}` })
     }
-    if (!fresh) throw invalidDpopProof('the proof\'s jti was seen before (replay)', 'CB_ERR_DPOP_REPLAY')
+    if (!fresh) throw invalidDpopProof('the proof\'s jti was seen before (replay), or the proof is older than the replay store can still rule out', 'CB_ERR_DPOP_REPLAY')
     return { jkt: key.jkt, jti }
   }
 
