@@ -81,7 +81,7 @@ const tls = { protocol: 'TLSv1.3', cipher: 'x', resumed: false, certificate: cer
 async function plugin (config, store = new MemoryStore({ now: () => Date.now() })) {
   return oidc.create(oidc.schema.parse({ issuer: ISSUER, audience_required: [AUD], ...config }), {
     baseDir: '.', resolvePath: (p) => p, logger: pino({ level: 'silent' }), http: createHttpClient(), where: 'bench',
-    local: { get: (k) => (k === 'issuer:' + ISSUER ? local : undefined) }, store, now: () => Date.now(),
+    local: { get: (k) => ((k.id ?? k) === 'issuer:' + ISSUER ? local : undefined) }, store, now: () => Date.now(),
   })
 }
 
