@@ -124,8 +124,8 @@ export const authorizationServerSchema = z.strictObject({
       .describe('Verifications running or waiting for one client_id; beyond it 503 temporarily_unavailable with Retry-After'),
     retry_after: z.number().int().min(1).max(3600).default(1).describe('Seconds in the Retry-After of that 503'),
     failures_per_minute: z.number().int().min(1).max(100_000).default(20)
-      .describe('Failed secret checks one client_id may cost per minute (a token bucket); beyond it, secrets not already verified get 429 temporarily_unavailable with Retry-After and no scrypt. A secret that verified before still works'),
-  }).prefault({}).describe('Bounds on client secret verification, per process (a secret verified once is cached and a wrong one remembered for 10 minutes: neither costs scrypt again)'),
+      .describe('Failed secret checks one client_id may cost per minute, counted over every worker and node through gateway.store (and by a token bucket in each process); beyond it, secrets not already verified by that process get 429 temporarily_unavailable with Retry-After and no scrypt. A secret that verified before at that process still works'),
+  }).prefault({}).describe('Bounds on client secret verification: concurrency and queues per process, the failure budget shared (a secret verified once is cached and a wrong one remembered for 10 minutes, per process: neither costs scrypt again)'),
   endpoints: z.strictObject({
     token: pathField('token endpoint (RFC 6749 §3.2)', DEFAULTS.tokenPath),
     introspection: pathField('introspection endpoint (RFC 7662)', DEFAULTS.introspectionPath),

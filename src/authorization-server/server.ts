@@ -20,6 +20,7 @@ import { RevocationStore } from './revocation-store.js'
 import { DEFAULTS, type AuthorizationServerConfig } from './schema.js'
 import { ephemeralKeys, KeyConfigError, loadPemKeys, openKeyStore, type KeySet, type SigningAlg } from './signing-keys.js'
 import { sharedKeys } from './store-keys.js'
+import { isInProcessStore } from '../store/memory.js'
 import { tokenEndpoint } from './token-endpoint.js'
 import { createTokenEndpointDpop } from './dpop.js'
 import { clientRevocationCheck } from './client-revocation.js'
@@ -180,7 +181,7 @@ export async function createAuthorizationServer (config: AuthorizationServerConf
   const secretChecks = config.client_secret_checks
   const auth = new ClientAuthenticator(clients, verify, new SecretCheckLimiter({
     concurrency: secretChecks.concurrency, queue: secretChecks.queue, perClient: secretChecks.per_client, retryAfterSeconds: secretChecks.retry_after, failuresPerMinute: secretChecks.failures_per_minute,
-  }, deps.now), revocation)
+  }, deps.now, deps.store !== undefined && !isInProcessStore(deps.store) ? deps.store : undefined), revocation)
   const allScopes = [...clients.values()].flatMap(c => c.scopes)
   const dpop = createTokenEndpointDpop(config, deps, urls.token)
   const metadata = buildMetadata(config.issuer, urls, allScopes, dpop.algorithms)

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { OAuthError } from '../../src/authorization-server/oauth-error.js'
 import { SecretCheckLimiter } from '../../src/authorization-server/secret-check-limiter.js'
+import { MemoryStore } from '../../src/store/memory.js'
+import { ManualClock } from '../helpers/clock.js'
 
 interface Gate { promise: Promise<boolean>, open (ok: boolean): void }
 function gate (): Gate {
@@ -59,5 +61,42 @@ describe('issue 12 (4): SecretCheckLimiter', () => {
     expect(await refusal(l.run('victim', wrong))).toMatchObject({ status: 429 })
     now += 60_000
     expect(await l.run('victim', wrong)).toBe(false)
+  })
+
+  it('the failure budget is shared through the store: two workers (or nodes) grant one budget, not two', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 4, 12, 0, 30)) // half-way through a minute
+    const store = new MemoryStore({ now: clock.now })
+    const limits = { concurrency: 4, queue: 4, perClient: 4, retryAfterSeconds: 1, failuresPerMinute: 4 }
+    const a = new SecretCheckLimiter(limits, clock.now, store)
+    const b = new SecretCheckLimiter(limits, clock.now, store)
+    let checks = 0
+    const wrong = (): Promise<boolean> => { checks += 1; return Promise.resolve(false) }
+    for (let i = 0; i < 2; i++) expect(await a.run('victim', wrong)).toBe(false)
+    for (let i = 0; i < 2; i++) expect(await b.run('victim', wrong)).toBe(false)
+    // each process spent 2 of its local 4: only the shared count knows the client has spent 4
+    const e = await refusal(a.run('victim', wrong))
+    expect(e).toMatchObject({ error: 'temporarily_unavailable', status: 429, opts: { detail: expect.stringMatching(/all workers and nodes/) } })
+    expect(e.opts.headers).toEqual({ 'retry-after': '30' }) // this minute alone holds 4: the next minute
+    expect(await refusal(b.run('victim', wrong))).toMatchObject({ status: 429 })
+    expect(checks).toBe(4)
+    expect(await b.run('neighbour', () => Promise.resolve(true))).toBe(true)
+    // the minute turns: the previous minute still weighs (4 × 0.75 = 3 < 4: one more failure is allowed, not four)
+    clock.advance(45_000)
+    expect(await a.run('victim', wrong)).toBe(false)
+    expect(await refusal(b.run('victim', wrong))).toMatchObject({ status: 429 })
+    // the store keeps no client_id in the clear
+    expect(JSON.stringify([...(store as unknown as { entries: Map<string, unknown> }).entries.keys()])).not.toContain('victim')
+  })
+
+  it('a store that cannot answer leaves the local budget in charge; the secret is still checked', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 4, 12, 0, 0))
+    const broken = Object.assign(Object.create(new MemoryStore({ now: clock.now })) as MemoryStore, {
+      get: () => Promise.reject(new Error('connection refused')), increment: () => Promise.reject(new Error('connection refused')),
+    })
+    const l = new SecretCheckLimiter({ concurrency: 4, queue: 4, perClient: 4, retryAfterSeconds: 1, failuresPerMinute: 2 }, clock.now, broken)
+    expect(await l.run('victim', () => Promise.resolve(true))).toBe(true)
+    expect(await l.run('victim', () => Promise.resolve(false))).toBe(false)
+    expect(await l.run('victim', () => Promise.resolve(false))).toBe(false)
+    expect(await refusal(l.run('victim', () => Promise.resolve(false)))).toMatchObject({ status: 429, opts: { detail: expect.stringMatching(/this process/) } })
   })
 })
