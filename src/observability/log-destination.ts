@@ -44,6 +44,11 @@ export class PriorityLogDestination {
 
   write (line: string): void {
     if (isPriority(line)) { this.writeUrgent(Buffer.from(line)); return }
+    this.writeOrdinary(line)
+  }
+
+  /** A line the caller knows is neither a warning nor a lifecycle line (an access line): queued without a look. */
+  writeOrdinary (line: string): void {
     // a UTF-16 code unit is at most 3 bytes of UTF-8
     const most = line.length * 3
     if (this.queuedBytes + this.used + line.length > this.maxQueuedBytes) { this.dropped += 1; return }
