@@ -3,6 +3,7 @@
 // CPU per operation (process.cpuUsage over a bounded loop, --concurrency in flight, no sockets to the gateway):
 //   verify      one ES256 JWT verification with jose (what an L1 miss costs for a JWT, or for the built-in AS's
 //               in-process introspection, which verifies its own JWT)
+//   open        unsealing a Redis value (AES-256-GCM, gateway.store.secret) and parsing it
 //   redis-get   one L2 hit through the redis backend: RedisStore.get of a stored answer + JSON.parse (this process's
 //               CPU; redis-server's own CPU reported apart)
 //   ipc-get     one L2 hit through gateway.workers' memory store: IpcStore.get in a forked worker, answered by the
@@ -19,6 +20,7 @@ const dist = new URL('../dist/', import.meta.url)
 const { RedisStore } = await import(new URL('src/store/redis.js', dist).href)
 const { MemoryStore } = await import(new URL('src/store/memory.js', dist).href)
 const { IpcStore, StoreHost } = await import(new URL('src/store/ipc.js', dist).href)
+const { createSecretBox } = await import(new URL('src/store/secret-box.js', dist).href)
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '64' }, child: { type: 'boolean', default: false } } })
 const N = Number(values.n)
@@ -61,6 +63,11 @@ if (values.child) {
   const jwt = await new SignJWT(jwtClaims).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' }).sign(privateKey)
   out.verify = await measure(async () => { await jwtVerify(jwt, jwks, { issuer: claims.iss, audience: claims.aud, algorithms: ['ES256'], currentDate: new Date(1767225600000) }) })
 
+  // 1b. open: what a Redis value costs on top of the get (AES-256-GCM with gateway.store.secret, src/store/secret-box.ts)
+  const box = createSecretBox('bench-secret-bench-secret-bench-secret')
+  const sealed = box.seal(VALUE, KEY)
+  out.open = await measure(async () => { JSON.parse(box.open(sealed, KEY)) })
+
   // 2. redis-get: a real redis-server on loopback
   const port = await freePort()
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
@@ -94,6 +101,7 @@ if (values.child) {
   const f = (x) => x.toFixed(1)
   console.log(`token-cache micro: n=${N} concurrency=${CONC} value=${VALUE.length} B (node ${process.version})`)
   console.log(`  verify     ES256 JWT (jose)            ${f(out.verify.cpuUs)} µs CPU/op`)
+  console.log(`  open       unseal + JSON.parse (Redis)   ${f(out.open.cpuUs)} µs CPU/op`)
   console.log(`  redis-get  L2 hit, this process        ${f(out['redis-get'].cpuUs)} µs CPU/op (+ redis-server ${f(out['redis-get'].redisServerCpuUs)} µs)`)
   console.log(`  ipc-get    L2 hit, worker + primary    ${f(out['ipc-get'].cpuUs)} + ${f(out['ipc-get'].primaryCpuUs)} = ${f(out['ipc-get'].cpuUs + out['ipc-get'].primaryCpuUs)} µs CPU/op`)
   console.log(JSON.stringify(out))
