@@ -8,6 +8,9 @@
 //               CPU; redis-server's own CPU reported apart)
 //   ipc-get     one L2 hit through gateway.workers' memory store: IpcStore.get in a forked worker, answered by the
 //               primary's StoreHost (the worker's CPU and the primary's CPU, both counted: both are the gateway's)
+//   plugin      token-introspection's access() on a per-process cache miss (a new token each request), answered
+//               from the shared tier (Redis, sealed) or by the IdP (plain HTTP, in a child process, not counted):
+//               what the shared tier spares a node per token another node already introspected
 // Run after `npm run build`:  node bench/token-cache-micro.mjs [--n 20000] [--concurrency 64]
 // Starts its own redis-server on a free loopback port and stops it by PID. Every loop is bounded in count.
 import { fork, spawn } from 'node:child_process'
@@ -22,7 +25,7 @@ const { MemoryStore } = await import(new URL('src/store/memory.js', dist).href)
 const { IpcStore, StoreHost } = await import(new URL('src/store/ipc.js', dist).href)
 const { createSecretBox } = await import(new URL('src/store/secret-box.js', dist).href)
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '64' }, child: { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { n: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '64' }, child: { type: 'boolean', default: false }, idp: { type: 'boolean', default: false } } })
 const N = Number(values.n)
 const CONC = Number(values.concurrency)
 
@@ -42,7 +45,17 @@ async function measure (op, n = N) {
   return { cpuUs: (c.user + c.system) / n, wallMs: wall }
 }
 
-if (values.child) {
+if (values.idp) {
+  // the IdP for the plugin case: RFC 7662, every token active (its CPU is not the gateway's)
+  const { createServer: httpServer } = await import('node:http')
+  const srv = httpServer((req, res) => {
+    req.resume()
+    // unbound (no cnf): the bench's requests come without a client certificate
+    req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ ...claims, cnf: undefined })) })
+  })
+  srv.listen(0, '127.0.0.1', () => process.send({ type: 'idp', port: srv.address().port }))
+  process.on('disconnect', () => srv.close())
+} else if (values.child) {
   // the worker side of gateway.workers: IpcStore over the fork's IPC channel
   const store = new IpcStore((m) => process.send(m), () => Date.now())
   process.on('message', (m) => { store.handleMessage(m) })
@@ -98,11 +111,55 @@ if (values.child) {
   })
   out['ipc-get'] = { cpuUs: result.cpuUs, wallMs: result.wallMs, primaryCpuUs: result.primaryCpuUs }
 
+  // 4. plugin: token-introspection on an L1 miss, L2 hit vs the IdP
+  {
+    const { default: ti } = await import(new URL('plugins/token-introspection/index.js', dist).href)
+    const { RequestContext } = await import(new URL('src/pipeline/context.js', dist).href)
+    const { createHttpClient } = await import(new URL('src/http-client/index.js', dist).href)
+    const { IncomingMessage } = await import('node:http')
+    const { Socket } = await import('node:net')
+    const { pino } = await import('pino')
+    const silent = pino({ level: 'silent' })
+    const idpProc = fork(new URL(import.meta.url).pathname, ['--idp'], { stdio: 'inherit' })
+    const idpPort = await new Promise(resolve => idpProc.on('message', m => { if (m?.type === 'idp') resolve(m.port) }))
+    const rport = await freePort()
+    const redis2 = spawn('redis-server', ['--port', String(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    const stores = []
+    try {
+      const http = createHttpClient()
+      const make = async (shared) => {
+        const store = shared ? new RedisStore({ redis: { url: `redis://127.0.0.1:${rport}` }, now: () => Date.now(), secret: 'bench-secret-bench-secret-bench-secret' }) : new MemoryStore({ now: () => Date.now() })
+        if (shared) { stores.push(store); await store.started(5000) }
+        return ti.create(ti.schema.parse({ introspection_endpoint: `http://127.0.0.1:${idpPort}/introspect`, client_id: 'gw', client_secret: 's', ttl: 3600, cache_size: 4 * N }), {
+          baseDir: '.', resolvePath: (x) => x, logger: silent, http, where: 'bench', local: { get: () => undefined }, store, now: () => Date.now(),
+        })
+      }
+      const ctx = (t) => {
+        const req = new IncomingMessage(new Socket())
+        req.method = 'GET'; req.url = '/'; req.rawHeaders = ['Authorization', 'Bearer ' + t]; req.headers = { authorization: 'Bearer ' + t }
+        return new RequestContext({ id: 'b', startNs: 0n, req, method: 'GET', path: '/', query: '', remoteAddress: '127.0.0.1', route: { name: 'r' }, tls: null, listenerTls: false, log: silent })
+      }
+      const M = Math.min(N, 5000)
+      const toks = (p) => Array.from({ length: M + 2000 }, (_, i) => `${p}-${i}-${Math.random().toString(36).slice(2)}`)
+      const run = async (inst, ts) => { let i = 0; return await measure(async () => { await inst.access(ctx(ts[i++])) }, M) }
+      const shared = toks('s')
+      const writer = await make(true)
+      for (let i = 0; i < shared.length; i += CONC) await Promise.all(shared.slice(i, i + CONC).map(t => writer.access(ctx(t))))
+      out['plugin-l2-hit'] = await run(await make(true), shared)
+      out['plugin-idp'] = await run(await make(false), toks('i'))
+    } finally {
+      for (const st of stores) await st.close()
+      redis2.kill('SIGKILL')
+      idpProc.kill('SIGKILL')
+    }
+  }
+
   const f = (x) => x.toFixed(1)
   console.log(`token-cache micro: n=${N} concurrency=${CONC} value=${VALUE.length} B (node ${process.version})`)
   console.log(`  verify     ES256 JWT (jose)            ${f(out.verify.cpuUs)} µs CPU/op`)
   console.log(`  open       unseal + JSON.parse (Redis)   ${f(out.open.cpuUs)} µs CPU/op`)
   console.log(`  redis-get  L2 hit, this process        ${f(out['redis-get'].cpuUs)} µs CPU/op (+ redis-server ${f(out['redis-get'].redisServerCpuUs)} µs)`)
   console.log(`  ipc-get    L2 hit, worker + primary    ${f(out['ipc-get'].cpuUs)} + ${f(out['ipc-get'].primaryCpuUs)} = ${f(out['ipc-get'].cpuUs + out['ipc-get'].primaryCpuUs)} µs CPU/op`)
+  console.log(`  plugin     token-introspection, L1 miss: shared-tier hit ${f(out['plugin-l2-hit'].cpuUs)} µs vs IdP call ${f(out['plugin-idp'].cpuUs)} µs CPU/request (this process)`)
   console.log(JSON.stringify(out))
 }
