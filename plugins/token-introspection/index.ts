@@ -173,7 +173,8 @@ export default definePlugin({
 
     // The answers of a remote IdP are shared with the other workers and nodes (gateway.store), so each does not ask
     // again about a token one of them asked about. Not for the in-process authorization server: its "introspection"
-    // is an ES256 verification of its own JWT, which costs about what a shared-store lookup saves (README: Cache).
+    // is an ES256 verification of its own JWT with no IdP to spare, the case openid-connect's README measures for
+    // JWTs (README: "Shared between workers and nodes").
     const shared = isLocal || (ttlMs <= 0 && negativeTtlMs <= 0)
       ? undefined
       : SharedTokenTier.create({
