@@ -61,6 +61,8 @@ export { createDpop, dpopSchemaFields, nextNonceResponse } from './auth/dpop/set
 export type { DpopVerifier } from './auth/dpop/proof.js'
 export type { Challenger } from './auth/challenge.js'
 export { VerifiedTokenCache } from './auth/token-cache.js'
+export { SharedTokenTier } from './auth/shared-token-tier.js'
+export type { SharedAnswer } from './auth/shared-token-tier.js'
 
 // revocation of client certificates: presented in a header by a trusted terminator, or checked online (OCSP, CRL
 // distribution points, RFC 6960 / RFC 5280 §4.2.1.13) with the chain the plugin verified

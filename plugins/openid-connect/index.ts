@@ -6,7 +6,7 @@ import {
   claimHeaderValue, credentialFromClaims, credentialHeaders, compileTrustedIps, createCertSource,
   createHeaderRevocationCheck, parseCnf, extractToken, enforceBinding,
   IntrospectionClient, isCompactJws, JwtValidator, VerifiedTokenCache, createDpop, nextNonceResponse,
-  assertNotRevokedLocally, type PluginDeps, type PluginInstance, type Credential, type RequestContext,
+  assertNotRevokedLocally, SharedTokenTier, type PluginDeps, type PluginInstance, type Credential, type RequestContext,
   type CertSource, type HeaderRevocationCheck, type Confirmation, type PresentedToken, type BindingPolicy,
   type Challenger, type DpopVerifier, type PeerCertificate, type Clock,
 } from '../../src/plugin-api.js'
@@ -97,6 +97,8 @@ class OpenidConnect implements PluginInstance {
     private readonly now: Clock,
     /** certificate_header_revocation_check_mode: revocation of a certificate forwarded by a trusted proxy. */
     headerRevocation?: HeaderRevocationCheck,
+    /** Introspection answers shared through gateway.store (undefined: per process only). */
+    private readonly shared?: SharedTokenTier,
   ) {
     this.requestClientCertificate = c.proof_of_possession_mtls !== 'off'
     this.requireClientCertificate = c.proof_of_possession_mtls === 'strict' && c.proof_of_possession_dpop === 'off'
@@ -249,7 +251,27 @@ class OpenidConnect implements PluginInstance {
   }
 
   private async introspect (token: string): Promise<Entry> {
+    // a remote IdP's answer another worker or node got (never the in-process issuer's: its introspection is a local
+    // JWT verification, README: Caching); inactive answers are never reused here, as this plugin never caches them
+    const shared = this.shared !== undefined && this.idp.localIssuer() === undefined ? this.shared : undefined
+    if (shared !== undefined) {
+      const known = await shared.get(token)
+      if (known !== undefined && known.claims.active === true) {
+        // this route's own checks (issuer, audience, exp, typ) on the shared answer, and its own bound
+        const e = this.fromIntrospection(token, known.claims, known.at)
+        const until = Math.min(e.cacheUntil, known.until)
+        if (until > this.now()) return { ...e, cacheUntil: until }
+      }
+    }
     const claims = await this.introspection!.introspect(token)
+    const now = this.now()
+    const e = this.fromIntrospection(token, claims, now)
+    if (shared !== undefined && e.cacheUntil > now) await shared.set(token, { at: now, until: e.cacheUntil, claims })
+    return e
+  }
+
+  /** Judge an RFC 7662 answer obtained at `at` (epoch ms): the entry, or invalid_token. */
+  private fromIntrospection (token: string, claims: Record<string, unknown>, at: number): Entry {
     if (claims.active !== true) throw invalidToken('introspection: the token is not active', 'CB_ERR_TOKEN_INACTIVE')
     const now = this.now()
     const { exp, nbf, iss, aud } = claims
@@ -265,13 +287,14 @@ class OpenidConnect implements PluginInstance {
     if (claims.token_type === 'refresh_token') throw invalidToken('introspection: a refresh token is not an access token')
     const problem = this.jwt.typProblem(undefined, claims)
     if (problem !== undefined) throw invalidToken('introspection: ' + problem)
-    const e = this.entry(token, claims)
+    const e = this.entry(token, claims, at)
     // cache an active result until exp (RFC 7662 §4 lets the RS cache); without exp only when capped
     if (!this.c.cache_introspection || (typeof exp !== 'number' && this.ttlMaxMs === undefined)) return { ...e, cacheUntil: 0 }
     return e
   }
 
-  private entry (token: string, claims: JWTPayload | Record<string, unknown>): Entry {
+  /** The entry for verified `claims`; `at`: when they were obtained (cache_ttl_max counts from then). */
+  private entry (token: string, claims: JWTPayload | Record<string, unknown>, at = this.now()): Entry {
     let credential = credentialFromClaims(token, claims, NAME)
     if (!this.scopesClaimIsDefault) {
       const scopes = scopesAt(claims, this.c.scopes_claim)
@@ -284,9 +307,8 @@ class OpenidConnect implements PluginInstance {
       const v = claimHeaderValue(claims[claim])
       if (v !== undefined && v !== '') rec.out.push(header, v)
     }
-    const now = this.now()
     const expMs = typeof claims.exp === 'number' ? claims.exp * 1000 + this.leewayMs : Infinity
-    const cacheUntil = Math.min(expMs, this.ttlMaxMs === undefined ? Infinity : now + this.ttlMaxMs)
+    const cacheUntil = Math.min(expMs, this.ttlMaxMs === undefined ? Infinity : at + this.ttlMaxMs)
     return Object.freeze({
       credential,
       headers: Object.freeze(rec.out),
@@ -362,6 +384,23 @@ export default definePlugin({
       ? undefined
       : createCertSource({ header: config.certificate_header, format: config.certificate_header_format, trustedIps: config.trusted_ips })
     const { verifier, challenger } = createDpop(config, deps, { trustedProxies: compileTrustedIps(config.trusted_ips), leewayS: config.leeway, bearer: true })
-    return withConsumerMapping(new OpenidConnect(config, idp, log, introspection, certSource, verifier, challenger, deps.now, createHeaderRevocationCheck(config, config.certificate_header, deps)), config, deps)
+    // Introspection answers are shared with the other workers and nodes (gateway.store); JWTs verified here are
+    // not (README "Caching"; bench/token-cache-micro.mjs): a shared hit costs ~16 µs of CPU on Redis (GET + unseal)
+    // or ~18 µs on the workers' IPC store (worker + primary) against ~65-100 µs for an ES256 verification, but a
+    // process verifies a JWT once per lifetime and then serves it from L1 (~1 µs), so L2 would spare at most one
+    // verification per process per token, while every first use would wait a store round trip, every first sight
+    // would pay a lookup and a write on top, and a stored answer would be accepted without a signature check.
+    const shared = introspection === undefined || !config.cache_introspection
+      ? undefined
+      : SharedTokenTier.create({
+        store: deps.store,
+        now: deps.now,
+        logger: log,
+        metrics: deps.tokenCacheMetrics,
+        plugin: NAME,
+        // what the IdP's answer depends on: which endpoint, asked as which client (token-introspection uses the same)
+        scope: () => idp.introspectionEndpoint === undefined ? undefined : ['rfc7662', idp.introspectionEndpoint, firstOf(config.client_id) ?? ''],
+      })
+    return withConsumerMapping(new OpenidConnect(config, idp, log, introspection, certSource, verifier, challenger, deps.now, createHeaderRevocationCheck(config, config.certificate_header, deps), shared), config, deps)
   },
 })

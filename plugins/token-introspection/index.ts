@@ -4,7 +4,7 @@ import {
   definePlugin, PluginConfigError, assertNotRevokedLocally, localIntrospectionKey, insufficientScope,
   invalidToken, CREDENTIAL_HEADERS, claimHeaderValue, credentialFromClaims, credentialHeaders, createCertSource,
   parseCnf, extractToken, enforceBinding, IntrospectionClient, VerifiedTokenCache, CidrSet, createDpop,
-  nextNonceResponse, createHeaderRevocationCheck, type PluginDeps, type PluginInstance, type Credential,
+  nextNonceResponse, createHeaderRevocationCheck, SharedTokenTier, type PluginDeps, type PluginInstance, type Credential,
   type RequestContext, type HttpRequestOptions, type Confirmation, type PresentedToken,
   type BindingPolicy,
 } from '../../src/plugin-api.js'
@@ -171,12 +171,48 @@ export default definePlugin({
       return { active: true, credential, cnf: parseCnf(claims), expMs, headers, missingScopes }
     }
 
+    // The answers of a remote IdP are shared with the other workers and nodes (gateway.store), so each does not ask
+    // again about a token one of them asked about. Not for the in-process authorization server: its "introspection"
+    // is an ES256 verification of its own JWT with no IdP to spare, the case openid-connect's README measures for
+    // JWTs (README: "Shared between workers and nodes").
+    const shared = isLocal || (ttlMs <= 0 && negativeTtlMs <= 0)
+      ? undefined
+      : SharedTokenTier.create({
+        store: deps.store,
+        now: deps.now,
+        logger: deps.logger.child({ where: deps.where }),
+        metrics: deps.tokenCacheMetrics,
+        plugin: 'token-introspection',
+        // what the IdP's answer depends on: which endpoint, asked as which client (openid-connect uses the same)
+        scope: () => ['rfc7662', endpoint, config.client_id ?? ''],
+      })
+
+    /** The bound of an answer obtained at `at` (epoch ms): this route's ttl or negative_ttl, never past exp. */
+    function boundOf (entry: Entry, at: number): number {
+      return Math.min(at + (entry.active ? ttlMs : negativeTtlMs), entry.expMs)
+    }
+
     async function introspect (key: string, token: string): Promise<Entry> {
+      if (shared !== undefined) {
+        const known = await shared.get(token)
+        if (known !== undefined) {
+          const now = deps.now()
+          const entry = entryFor(token, known.claims, now)
+          // the writer's bound, and ours from when the IdP answered: a longer ttl elsewhere does not stretch ours
+          const until = Math.min(known.until, boundOf(entry, known.at))
+          if (until > now) {
+            cache.set(key, entry, until)
+            return entry
+          }
+        }
+      }
       const claims = await client.introspect(token)
       const now = deps.now()
       const entry = entryFor(token, claims, now)
       // Never cache past exp (Callista's plugin did): the cache must not outlive the token
-      cache.set(key, entry, Math.min(now + (entry.active ? ttlMs : negativeTtlMs), entry.expMs))
+      const until = boundOf(entry, now)
+      cache.set(key, entry, until)
+      if (shared !== undefined && until > now) await shared.set(token, { at: now, until, claims })
       return entry
     }
 

@@ -1,10 +1,14 @@
 import { LRUCache } from 'lru-cache'
 
 /**
- * The verified-token cache of a token plugin, with single flight: concurrent requests presenting one new token
- * share one verification (one JWKS check, one introspection call). What it holds is derived from the token alone
- * (a signature check or the issuer's answer), so a per-process copy is safe; what must agree across workers and
- * nodes — DPoP `jti` replay, revocations, nonce keys — goes through the store seam (deps.store), never here.
+ * The per-process tier (L1) of a token plugin's verified-token cache, with single flight: concurrent requests
+ * presenting one new token share one verification (one JWKS check, one introspection call). What it holds is
+ * derived from the token and the IdP's answer, so a per-process copy is consistent — but not shared: behind it, for
+ * the answers of a remote introspection endpoint, sits the shared tier (SharedTokenTier, src/auth/shared-token-tier.ts,
+ * through deps.store) so that the other workers and nodes do not ask the IdP again: L1 → single flight → L2 → IdP →
+ * L2 + L1. Locally verified JWTs stay in L1 only (the plugin READMEs give the measurement). What must agree across
+ * workers and nodes — revocations, DPoP `jti` replay, nonce keys — is decided through the store seam on every
+ * request, after this cache (the built-in AS's revocations: assertNotRevokedLocally in each plugin's grant).
  * Entries are never kept past `until` (the caller's bound: exp, cache TTL).
  */
 export class VerifiedTokenCache<E> {

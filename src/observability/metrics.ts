@@ -4,6 +4,7 @@ import { RouteRequestMetrics } from './route-metrics.js'
 import { DashboardStats } from './dashboard/stats.js'
 import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
 import { RevocationMetrics } from '../auth/revocation/metrics.js'
+import { TokenCacheMetrics } from '../auth/token-cache-metrics.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -27,6 +28,8 @@ export class GatewayMetrics implements StoreObserver {
   readonly dashboard = new DashboardStats()
   /** Client certificate revocation checks (OCSP, CRL distribution points). */
   readonly revocation: RevocationMetrics
+  /** The verified-token caches' shared tier (IdP calls spared, store failures). */
+  readonly tokenCache: TokenCacheMetrics
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -43,6 +46,7 @@ export class GatewayMetrics implements StoreObserver {
     this.storeLatency = new Histogram({ name: 'certbound_store_command_duration_seconds', help: 'Round trips to the shared store (gateway.store), by backend and operation', labelNames: ['backend', 'op'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers })
     this.storeErrors = new Counter({ name: 'certbound_store_errors_total', help: 'Failed store commands (unreachable, timed out), by backend and operation', labelNames: ['backend', 'op'], registers })
     this.revocation = new RevocationMetrics(this.registry)
+    this.tokenCache = new TokenCacheMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 

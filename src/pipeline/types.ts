@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { HttpClient } from '../http-client/types.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
+import type { TokenCacheMetrics } from '../auth/token-cache-metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import type { ConfigErrorCode } from '../errors/codes.js'
 import type { CidrSet } from '../net/cidr.js'
@@ -98,6 +99,8 @@ export interface PluginDeps {
   openStore(redis: RedisConnectionInput): StateStore
   /** Revocation-check metrics (GatewayMetrics.revocation); absent in `certbound validate`. */
   readonly revocationMetrics?: RevocationMetrics
+  /** Verified-token cache metrics (GatewayMetrics.tokenCache); absent in `certbound validate`. */
+  readonly tokenCacheMetrics?: TokenCacheMetrics
   /** The config's `consumers:` (Kong's consumer mapping: mtls-auth consumer_by, openid-connect consumer_claim). */
   readonly consumers?: ConsumerDirectory
 }

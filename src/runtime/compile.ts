@@ -16,6 +16,7 @@ import { createHttpClient, type HttpClient } from '../http-client/index.js'
 import { CidrSet } from '../net/cidr.js'
 import { InFlight } from './in-flight.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
+import type { TokenCacheMetrics } from '../auth/token-cache-metrics.js'
 import type { Clock, StateStore } from '../store/types.js'
 import { StorePool } from '../store/pool.js'
 
@@ -57,6 +58,8 @@ export interface CompileOptions {
   pool?: StorePool
   /** PluginDeps.revocationMetrics. */
   revocationMetrics?: RevocationMetrics
+  /** PluginDeps.tokenCacheMetrics. */
+  tokenCacheMetrics?: TokenCacheMetrics
   /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
   onCloseError?: (err: unknown) => void
   /** `certbound validate`: extensions check without writing anything. */
@@ -98,7 +101,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   for (const rp of cfg.pluginEntries) {
     const where = formatPath(rp.path)
     const dir = src.dirOf(rp.path)
-    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, consumers, openStore, trustedIps }
+    const deps: PluginDeps = { baseDir: dir, resolvePath: (p: string) => resolve(dir, p), logger: opts.logger.child({ plugin: rp.def.name }), http, local, where, stash: opts.stash, store: opts.store, now: opts.now, revocationMetrics: opts.revocationMetrics, tokenCacheMetrics: opts.tokenCacheMetrics, consumers, openStore, trustedIps }
     try {
       const instance = await rp.def.create(rp.config as never, deps)
       instances.set(rp.key, { plugin: rp, instance })
