@@ -75,7 +75,9 @@ export class SharedTokenTier {
   static create (o: SharedTierOptions): SharedTokenTier | undefined {
     const why = sharedTierUnavailable(o.store)
     if (why !== undefined) {
-      o.logger.debug({ plugin: o.plugin }, `verified-token cache: per process only (${why})`)
+      // an operator who runs Redis expects sharing: say at info why there is none (one process: nothing to say)
+      const level = isInProcessStore(o.store) ? 'debug' : 'info'
+      o.logger[level]({ plugin: o.plugin }, `verified-token cache: per process only (${why})`)
       return undefined
     }
     return new SharedTokenTier(o)
