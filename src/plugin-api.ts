@@ -18,7 +18,7 @@ export type { PeerCertificate, TlsIdentity } from './server/peer.js'
 
 // answers: stable codes, RFC 6750 challenges
 export { GatewayError, bearerChallenge, tokenMissing, invalidToken, invalidRequest, insufficientScope } from './errors/index.js'
-export type { ErrorCode, ConfigErrorCode, GatewayErrorOptions } from './errors/index.js'
+export type { ErrorCode, ConfigErrorCode, GatewayErrorOptions, ErrCause } from './errors/index.js'
 
 // bearer tokens and verified credentials (RFC 6750, RFC 8705 §3)
 export { bearerToken } from './auth/bearer.js'

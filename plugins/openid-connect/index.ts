@@ -275,7 +275,7 @@ class OpenidConnect implements PluginInstance {
     if (claims.active !== true) throw invalidToken('introspection: the token is not active', 'CB_ERR_TOKEN_INACTIVE')
     const now = this.now()
     const { exp, nbf, iss, aud } = claims
-    if (typeof exp === 'number' && exp * 1000 + this.leewayMs <= now) throw invalidToken('introspection: token expired', 'CB_ERR_TOKEN_INACTIVE')
+    if (typeof exp === 'number' && exp * 1000 + this.leewayMs <= now) throw invalidToken('introspection: token expired', 'CB_ERR_TOKEN_INACTIVE', 'expired')
     if (typeof nbf === 'number' && nbf * 1000 - this.leewayMs > now) throw invalidToken('introspection: token not yet valid (nbf)')
     const allowed = this.c.issuers_allowed ?? (this.idp.expectedIssuer === undefined ? undefined : [this.idp.expectedIssuer])
     if (iss !== undefined && allowed !== undefined && (typeof iss !== 'string' || !allowed.includes(iss))) throw invalidToken(`introspection: unexpected iss "${String(iss)}"`)

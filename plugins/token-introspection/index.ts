@@ -6,7 +6,7 @@ import {
   parseCnf, extractToken, enforceBinding, IntrospectionClient, VerifiedTokenCache, CidrSet, createDpop,
   nextNonceResponse, createHeaderRevocationCheck, SharedTokenTier, type PluginDeps, type PluginInstance, type Credential,
   type RequestContext, type HttpRequestOptions, type Confirmation, type PresentedToken,
-  type BindingPolicy,
+  type BindingPolicy, type ErrCause,
 } from '../../src/plugin-api.js'
 import { schema, type TokenIntrospectionConfig } from './schema.js'
 
@@ -29,6 +29,8 @@ interface ActiveEntry {
 interface InactiveEntry {
   readonly active: false
   readonly detail: string
+  /** Why, where we can tell (the IdP's `active: false` does not say): for the log and the dashboard. */
+  readonly cause?: ErrCause
   readonly expMs: number
 }
 
@@ -149,10 +151,10 @@ export default definePlugin({
       const expMs = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp * 1000 : Number.POSITIVE_INFINITY
       if (claims.active !== true) return { active: false, detail: 'the authorization server reports the token inactive', expMs }
       // RFC 7662 §2.2: exp is authoritative; never accept a token past it even if the server says active
-      if (expMs <= now) return { active: false, detail: 'the token is past its exp', expMs }
+      if (expMs <= now) return { active: false, detail: 'the token is past its exp', cause: 'expired', expMs }
       const credential = credentialFromClaims(token, claims, 'token-introspection')
       for (const t of [claims.token_type, claims.typ]) {
-        if (typeof t === 'string' && NOT_ACCESS_TOKEN_TYPES.has(t.toLowerCase())) return { active: false, detail: `the token is a ${t} token, not an access token`, expMs }
+        if (typeof t === 'string' && NOT_ACCESS_TOKEN_TYPES.has(t.toLowerCase())) return { active: false, detail: `the token is a ${t} token, not an access token`, cause: 'type', expMs }
       }
       const headers = credentialHeaders(credential)
       for (const [claim, header] of customClaims) {
@@ -217,7 +219,7 @@ export default definePlugin({
     }
 
     function apply (ctx: RequestContext, e: Entry, presented: PresentedToken): void | Promise<void> {
-      if (!e.active) throw invalidToken(e.detail, 'CB_ERR_TOKEN_INACTIVE')
+      if (!e.active) throw invalidToken(e.detail, 'CB_ERR_TOKEN_INACTIVE', e.cause)
       const bound = enforceBinding(ctx, e.cnf, policy, presented)
       if (bound !== undefined) return bound.then(() => { grant(ctx, e, presented) })
       grant(ctx, e, presented)

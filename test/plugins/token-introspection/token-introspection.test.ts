@@ -168,9 +168,15 @@ describe('RFC 7662 + RFC 8705 §3: certificate-bound tokens', () => {
     expect(idp.calls(t)).toBe(1)
   })
 
-  it('active:true past exp, or a refresh token, is refused', async () => {
-    expect((await h.send({ ...as(pki.client1), headers: bearer(token({ exp: now() - 10 })) })).status).toBe(401)
-    expect((await h.send({ ...as(pki.client1), headers: bearer(token({ token_type: undefined, typ: 'Refresh' })) })).status).toBe(401)
+  it('active:true past exp, or a refresh token, is refused, each with its sub-reason for the log and dashboard', async () => {
+    const expired = await h.send({ ...as(pki.client1), headers: bearer(token({ exp: now() - 10 })) })
+    expect([expired.status, expired.body.code, expired.body.errCause]).toEqual([401, 'CB_ERR_TOKEN_INACTIVE', 'expired'])
+    const refresh = await h.send({ ...as(pki.client1), headers: bearer(token({ token_type: undefined, typ: 'Refresh' })) })
+    expect([refresh.status, refresh.body.code, refresh.body.errCause]).toEqual([401, 'CB_ERR_TOKEN_INACTIVE', 'type'])
+    // the IdP's active:false says no more than that: no sub-reason is made up
+    const t = 'inactive-' + String(++seq)
+    idp.tokens.set(t, { json: { active: false } })
+    expect((await h.send({ ...as(pki.client1), headers: bearer(t) })).body.errCause).toBeUndefined()
   })
 
   it('missing scope → 403 insufficient_scope naming the required scope', async () => {

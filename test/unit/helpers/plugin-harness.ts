@@ -22,6 +22,8 @@ export interface Answer {
     message?: string
     code?: string
     detail?: string
+    /** GatewayError.errCause: the sub-reason the log and the dashboard get. */
+    errCause?: string
     upstream?: Array<[string, string | null, boolean]>
     credential?: Record<string, unknown>
   }
@@ -98,7 +100,7 @@ export async function startHarness (instance: PluginInstance, tls: { certPem: st
         const c = ctx.credential
         reply(200, { upstream: ctx.upstreamHeaders, credential: c === undefined ? undefined : { ...c, token: undefined } })
       }, (err: unknown) => {
-        if (err instanceof GatewayError) reply(err.status, { message: err.message, code: err.code, detail: err.detail }, err.headers)
+        if (err instanceof GatewayError) reply(err.status, { message: err.message, code: err.code, detail: err.detail, errCause: err.errCause }, err.headers)
         else reply(500, { message: String(err), code: 'TEST_UNEXPECTED' })
       })
   })
