@@ -129,7 +129,7 @@ export class Gateway {
     g.storeConfig = JSON.stringify(cfg.settings.store)
     await storeStarted(g.store)
     try {
-      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool, revocationMetrics: g.metrics.revocation, tokenCacheMetrics: g.metrics.tokenCache, onCloseError: (e) => g.closeFailed('plugin or section', e) })
+      g.runtime = await compileRuntime(cfg, { logger: g.logger, extensions: g.extensions, stash: g.stash, store: g.store, now: g.now, pool: g.pool, revocationMetrics: g.metrics.revocation, tokenCacheMetrics: g.metrics.tokenCache, upstreamHoldMetrics: g.metrics.upstreamHolds, onCloseError: (e) => g.closeFailed('plugin or section', e) })
     } catch (e) {
       await g.store.close()
       await g.pool.close()
@@ -283,7 +283,7 @@ export class Gateway {
         cfg.source.report(['gateway', 'store'], 'CB_CFG_INVALID', 'gateway.store cannot change on a reload (the shared state would split): restart to apply it')
         throw new ConfigError(cfg.file, [...cfg.source.diagnostics])
       }
-      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool, revocationMetrics: this.metrics.revocation, tokenCacheMetrics: this.metrics.tokenCache, onCloseError: (e) => this.closeFailed('plugin or section', e) })
+      next = await compileRuntime(cfg, { logger: this.logger, extensions: this.extensions, stash: this.stash, store: this.store, now: this.now, pool: this.pool, revocationMetrics: this.metrics.revocation, tokenCacheMetrics: this.metrics.tokenCache, upstreamHoldMetrics: this.metrics.upstreamHolds, onCloseError: (e) => this.closeFailed('plugin or section', e) })
     } catch (e) {
       this.metrics.reloads.inc({ result: 'invalid' })
       if (e instanceof ConfigError) {

@@ -114,7 +114,13 @@ export const serviceSchema = z.strictObject({
   connect_timeout: duration('ms to connect to the upstream').default(60_000),
   read_timeout: duration('ms between two reads from the upstream').default(60_000),
   write_timeout: duration('ms between two writes to the upstream').default(60_000),
-  retries: z.number().int().min(0).max(32767).default(5),
+  retries: z.number().int().min(0).max(32767).default(5).describe('Times a request is tried again after its connection failed before ' +
+    'anything was sent, or (idempotent requests without a body) was reset; Kong\'s key and default. A connection that is ' +
+    'refused, unreachable or times out puts the upstream on hold (connect_failure_hold): no retry is made to it within the hold'),
+  connect_failure_hold: duration('certbound: ms during which, after a connection to the upstream failed (refused, unreachable, ' +
+    'DNS failure, connect_timeout), its requests are answered 502 at once without a connection attempt, like nginx\'s ' +
+    'fail_timeout; then one request tries again, and the first connection that succeeds ends the hold. 0: every request ' +
+    'tries to connect, with its retries').default(1000),
   tls_verify: z.boolean().optional().describe('Verify an https upstream\'s certificate (default true)'),
   enabled: z.boolean().default(true),
   routes: z.array(routeSchema).optional(),

@@ -32,6 +32,8 @@ export interface ResolvedService {
   readTimeout: number
   writeTimeout: number
   retries: number
+  /** ms an origin whose connection failed is answered 502 at once (0: never). */
+  connectFailureHold: number
   tlsVerify: boolean
 }
 
@@ -433,6 +435,7 @@ function resolveService (src: ConfigSet, p: PathKey[], s: ServiceConfig): Resolv
     readTimeout: s.read_timeout,
     writeTimeout: s.write_timeout,
     retries: s.retries,
+    connectFailureHold: s.connect_failure_hold,
     tlsVerify: s.tls_verify ?? true,
   }
 }

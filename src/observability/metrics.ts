@@ -5,6 +5,7 @@ import { DashboardStats } from './dashboard/stats.js'
 import { TLS_REFUSAL_PREFIX } from './dashboard/reasons.js'
 import { RevocationMetrics } from '../auth/revocation/metrics.js'
 import { TokenCacheMetrics } from '../auth/token-cache-metrics.js'
+import { ConnectHoldMetrics } from '../proxy/connect-hold.js'
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (several gateways can share a process in tests).
@@ -30,6 +31,8 @@ export class GatewayMetrics implements StoreObserver {
   readonly revocation: RevocationMetrics
   /** The verified-token caches' shared tier (IdP calls spared, store failures). */
   readonly tokenCache: TokenCacheMetrics
+  /** Upstreams failing fast after a failed connection (services[].connect_failure_hold). */
+  readonly upstreamHolds: ConnectHoldMetrics
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -47,6 +50,7 @@ export class GatewayMetrics implements StoreObserver {
     this.storeErrors = new Counter({ name: 'certbound_store_errors_total', help: 'Failed store commands (unreachable, timed out), by backend and operation', labelNames: ['backend', 'op'], registers })
     this.revocation = new RevocationMetrics(this.registry)
     this.tokenCache = new TokenCacheMetrics(this.registry)
+    this.upstreamHolds = new ConnectHoldMetrics(this.registry)
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'certbound_' })
   }
 

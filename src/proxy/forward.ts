@@ -5,11 +5,12 @@ import { GatewayError } from '../errors/index.js'
 import type { UpstreamHead } from '../pipeline/types.js'
 import { downstreamHeaders, type HeaderList } from './headers.js'
 import type { UpstreamPools } from './pools.js'
+import { CONNECT_FAILURES, errCode } from './connect-hold.js'
 import type { CompiledService } from '../router/types.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Failures that happen before a single byte of the request reached the upstream: always safe to retry. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+const NOT_SENT = CONNECT_FAILURES
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
 const BODY_TOO_LARGE = 'CB_BODY_TOO_LARGE'
 
@@ -37,11 +38,6 @@ export interface ForwardResult {
   /** Set when the upstream failed (error kind for metrics and the log). */
   failure: string | undefined
   retries: number
-}
-
-function errCode (e: unknown): string {
-  const err = e as { code?: string, cause?: { code?: string } } | null
-  return err?.code ?? err?.cause?.code ?? 'UNKNOWN'
 }
 
 /** Pass the body through, failing the upstream request once more than `max` bytes came (chunked bodies). */
@@ -131,6 +127,12 @@ function dispatchOnce (f: ForwardRequest, pool: Dispatcher, body: IncomingMessag
 export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const { req, res, service } = f
   const pool = f.pools.get(service)
+  const hold = f.pools.hold(service)
+  if (hold.failFast(service.name)) {
+    throw new GatewayError('CB_ERR_UPSTREAM_UNAVAILABLE', {
+      detail: `upstream ${service.name} (${service.origin}): failing fast, its last connection attempt failed (connect_failure_hold ${hold.holdMs} ms)`,
+    })
+  }
   const cl = req.headers['content-length']
   const hasBody = cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined
   if (hasBody && f.maxBodySize > 0 && Number(cl ?? 0) > f.maxBodySize) {
@@ -154,8 +156,9 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     if (code === BODY_TOO_LARGE) {
       throw new GatewayError('CB_ERR_BODY_TOO_LARGE', { detail: `request body exceeds max_body_size ${f.maxBodySize}`, headers: { connection: 'close' } })
     }
+    // a failed connection put the origin on hold (connect_failure_hold): retrying it now would fail the same way
     const canRetry = retries < service.resolved.retries &&
-      (NOT_SENT.has(code) || (idempotent && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'))) &&
+      ((NOT_SENT.has(code) && !hold.held()) || (idempotent && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'))) &&
       (!hasBody || !req.readableDidRead)
     if (canRetry) { retries++; continue }
     throw new GatewayError(TIMEOUTS.has(code) ? 'CB_ERR_UPSTREAM_TIMEOUT' : 'CB_ERR_UPSTREAM_UNAVAILABLE', {

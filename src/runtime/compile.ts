@@ -17,6 +17,7 @@ import { CidrSet } from '../net/cidr.js'
 import { InFlight } from './in-flight.js'
 import type { RevocationMetrics } from '../auth/revocation/metrics.js'
 import type { TokenCacheMetrics } from '../auth/token-cache-metrics.js'
+import type { ConnectHoldMetrics } from '../proxy/connect-hold.js'
 import type { Clock, StateStore } from '../store/types.js'
 import { StorePool } from '../store/pool.js'
 
@@ -60,6 +61,8 @@ export interface CompileOptions {
   revocationMetrics?: RevocationMetrics
   /** PluginDeps.tokenCacheMetrics. */
   tokenCacheMetrics?: TokenCacheMetrics
+  /** The upstream pools' connect-failure holds (certbound_upstream_fail_fast_total). */
+  upstreamHoldMetrics?: ConnectHoldMetrics
   /** A plugin's or section's close() failed (logged and counted by the gateway, never swallowed). */
   onCloseError?: (err: unknown) => void
   /** `certbound validate`: extensions check without writing anything. */
@@ -148,7 +151,7 @@ export async function compileRuntime (cfg: LoadedConfig, opts: CompileOptions): 
   checkClientCertificateReachable(cfg, instances)
   if (src.diagnostics.length > 0) return await fail()
 
-  const pools = new UpstreamPools(cfg.trustedCa)
+  const pools = new UpstreamPools(cfg.trustedCa, { now: opts.now, logger: opts.logger.child({ component: 'proxy' }), metrics: opts.upstreamHoldMetrics })
   cleanup.unshift(() => pools.close())
   const all = [...instances.values()]
   const inflight = new InFlight()

@@ -154,6 +154,7 @@ services:
   - name: refused
     url: http://127.0.0.1:${refusedPort}
     retries: 2
+    connect_failure_hold: 0   # every request retries (test/e2e/connect-failure-hold.test.ts: the default)
     routes:
       - { name: refused, paths: [/refused] }
   - name: stall
