@@ -117,7 +117,7 @@ export const serviceSchema = z.strictObject({
   retries: z.number().int().min(0).max(32767).default(5).describe('Times a request is tried again after its connection failed before ' +
     'anything was sent, or (idempotent requests without a body) was reset; Kong\'s key and default. A connection that is ' +
     'refused, unreachable or times out puts the upstream on hold (connect_failure_hold): no retry is made to it within the hold'),
-  connect_failure_hold: duration('certbound: ms during which, after a connection to the upstream failed (refused, unreachable, ' +
+  connect_failure_hold: duration('(certbound) ms during which, after a connection to the upstream failed (refused, unreachable, ' +
     'DNS failure, connect_timeout), its requests are answered 502 at once without a connection attempt, like nginx\'s ' +
     'fail_timeout; then one request tries again, and the first connection that succeeds ends the hold. 0: every request ' +
     'tries to connect, with its retries').default(1000),

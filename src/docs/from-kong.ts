@@ -63,7 +63,8 @@ export function generateFromKong (plugins: ReadonlyMap<string, PluginDefinition>
     '',
     '| Kong entity | certbound |',
     '|---|---|',
-    '| `services` | supported: ' + keys(serviceSchema).map(([k]) => `\`${k}\``).join(', ') + ' |',
+    '| `services` | supported: ' + keys(serviceSchema).filter(([, d]) => !/^\(certbound\)/.test(d)).map(([k]) => `\`${k}\``).join(', ') +
+      '; certbound\'s own: ' + keys(serviceSchema).filter(([, d]) => /^\(certbound\)/.test(d)).map(([k]) => `\`${k}\``).join(', ') + ' |',
     '| `routes` | supported (nested in a service or top level with `service:`): ' + keys(routeSchema).map(([k]) => `\`${k}\``).join(', ') + ' |',
     '| `plugins` | supported (global, on a service, on a route; Kong\'s precedence): ' + keys(pluginEntrySchema).map(([k]) => `\`${k}\``).join(', ') + ' |',
     '| `consumers` | supported: ' + keys(consumerSchema).map(([k]) => `\`${k}\``).join(', ') + '; mapped by mtls-auth (`consumer_by`) and openid-connect (`consumer_claim`), checked by acl, sent upstream as `X-Consumer-ID`, `X-Consumer-Username`, `X-Consumer-Custom-ID` (a client\'s copies are always removed) |',
