@@ -126,8 +126,7 @@ function dispatchOnce (f: ForwardRequest, pool: Dispatcher, body: IncomingMessag
  */
 export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const { req, res, service } = f
-  const pool = f.pools.get(service)
-  const hold = f.pools.hold(service)
+  const { pool, hold } = f.pools.entry(service)
   if (hold.failFast(service.name)) {
     throw new GatewayError('CB_ERR_UPSTREAM_UNAVAILABLE', {
       detail: `upstream ${service.name} (${service.origin}): failing fast, its last connection attempt failed (connect_failure_hold ${hold.holdMs} ms)`,

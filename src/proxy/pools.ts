@@ -4,7 +4,8 @@ import type { CompiledService } from '../router/types.js'
 import { ConnectHold, errCode, type ConnectHoldDeps } from './connect-hold.js'
 import { systemClock } from '../store/types.js'
 
-interface PoolEntry { readonly pool: Pool, readonly hold: ConnectHold }
+/** An origin's pool and its connect-failure hold. */
+export interface PoolEntry { readonly pool: Pool, readonly hold: ConnectHold }
 
 /**
  * One keep-alive undici Pool per upstream origin and timeout settings, shared by every route to it, with the
@@ -24,7 +25,8 @@ export class UpstreamPools {
   /** The origin's connect-failure hold (shared by the services whose pool this is). */
   hold (svc: CompiledService): ConnectHold { return this.entry(svc).hold }
 
-  private entry (svc: CompiledService): PoolEntry {
+  /** Pool and hold in one lookup (the proxy's hot path). */
+  entry (svc: CompiledService): PoolEntry {
     const known = this.bySvc.get(svc)
     if (known !== undefined && !known.pool.closed && !known.pool.destroyed) return known
     const r = svc.resolved

@@ -60,6 +60,16 @@ export function forwardUpgrade (f: UpgradeRequest): Promise<ForwardResult> {
     let settled = false
     const done = (): void => { if (!settled) { settled = true; resolve(out) } }
     const client = f.socket
+    const { pool, hold } = f.pools.entry(f.service)
+    if (hold.failFast(f.service.name)) {
+      // the upstream refused its last connection (services[].connect_failure_hold): no attempt, as for requests
+      const e = new GatewayError('CB_ERR_UPSTREAM_UNAVAILABLE', { detail: `websocket upstream: failing fast (connect_failure_hold ${hold.holdMs} ms)` })
+      out.status = e.status
+      out.failure = 'fail_fast'
+      if (client.writable) client.end(rawErrorResponse(e))
+      done()
+      return
+    }
     let controller: Dispatcher.DispatchController | undefined
     const onClientGone = (): void => { if (out.status === 0) { out.failure = 'client_closed'; controller?.abort(new Error('client closed')) } }
     client.once('close', onClientGone)
@@ -115,7 +125,7 @@ export function forwardUpgrade (f: UpgradeRequest): Promise<ForwardResult> {
         done()
       },
     }
-    f.pools.get(f.service).dispatch({
+    pool.dispatch({
       path: f.path,
       method: 'GET',
       headers: f.headers as unknown as string[],

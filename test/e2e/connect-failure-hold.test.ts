@@ -148,6 +148,18 @@ describe('services[].connect_failure_hold (default 1000 ms): fail fast while the
     expect(warns[0]).toMatchObject({ level: 'warn', origin: `http://127.0.0.1:${upstream.port}`, code: 'ECONNREFUSED', hold_ms: 1000 })
   })
 
+  it('a WebSocket upgrade within the window is answered 502 without a connection attempt', async () => {
+    const before = attemptsTo(upstream.port)
+    const id = `hold-ws-${randomUUID()}`
+    const r = await curl(['--http1.1', '--cacert', pki.ca.certFile, '--cert', pki.client1.certFile, '--key', pki.client1.keyFile, '-H', `X-Request-Id: ${id}`,
+      '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `${gw.url(0)}/held`])
+    expect(r.status).toBe(502)
+    expect(JSON.parse(r.body)).toEqual({ message: 'An invalid response was received from the upstream server' })
+    expect(await logFor(id)).toMatchObject({ status: 502 })
+    expect(attemptsTo(upstream.port)).toBe(before)
+    expect(await failFastCount('held')).toBe(6)
+  })
+
   it('once the window is over one request tries again; a refused try starts a new window', async () => {
     const before = attemptsTo(upstream.port)
     clock += 1001
@@ -171,7 +183,7 @@ describe('services[].connect_failure_hold (default 1000 ms): fail fast while the
     for (let i = 0; i < 3; i++) expect((await get('/held')).status).toBe(200)
     expect(upstream.connections).toBe(connections + 3)
     const back = await waitFor(() => gw.logs.find(l => l.msg === 'upstream accepts connections again: no longer failing fast'), 'the recovery line')
-    expect(back).toMatchObject({ level: 'info', origin: `http://127.0.0.1:${upstream.port}`, failed_fast: 7 })
+    expect(back).toMatchObject({ level: 'info', origin: `http://127.0.0.1:${upstream.port}`, failed_fast: 8 })
   })
 })
 
