@@ -239,6 +239,7 @@ services:
     url: http://127.0.0.1:$UP_PORT
 YAML
     [[ -n ${BENCH_RETRIES:-} ]] && echo "    retries: $BENCH_RETRIES"
+    [[ -n ${BENCH_CONNECT_HOLD:-} ]] && echo "    connect_failure_hold: $BENCH_CONNECT_HOLD"
     cat <<YAML
     routes:
       - name: bench-route

@@ -6,7 +6,11 @@
 # admin listener's /metrics), then keeps sampling STORM_AFTER seconds after the load stopped.
 # Prints the samples and a verdict: PASS if RSS stayed under RSS_LIMIT_MB (150) throughout.
 #
-# usage: bash bench/storm502.sh      env: BENCH_RETRIES=N (the service's retries; default: certbound's 5) STORM_SECONDS=20 STORM_AFTER=5 STORM_CONNS=64 STORM_KIND=plain|full
+# Since the connect-failure hold (services[].connect_failure_hold, default 1000 ms) a refused connection makes the
+# gateway answer 502 at once for the hold: BENCH_CONNECT_HOLD=0 measures the old behaviour (every request connects,
+# retries + 1 times).
+#
+# usage: bash bench/storm502.sh      env: BENCH_RETRIES=N (the service's retries; default: certbound's 5) BENCH_CONNECT_HOLD=MS STORM_SECONDS=20 STORM_AFTER=5 STORM_CONNS=64 STORM_KIND=plain|full
 #        STORM_NODE_OPTS="..." (node options for the gateway)  STORM_PORT=8455 STORM_ADMIN=9115 RSS_LIMIT_MB=150
 # Only 127.0.0.1; the load is bounded in time; every process is stopped by its PID.
 set -euo pipefail
