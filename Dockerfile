@@ -28,5 +28,7 @@ EXPOSE 8443 8001
 # Mount your config and certificates at /config (read-only) and run: certbound start -c /config/gateway.yml
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:8001/status').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/certbound.js"]
+# --max-semi-space-size=8: a V8 young generation of 2 x 8 MiB instead of 2 x 16 MiB, ~14 MB less RSS at no measured
+# CPU cost (README, Operations: "Memory")
+ENTRYPOINT ["node", "--max-semi-space-size=8", "bin/certbound.js"]
 CMD ["start", "-c", "/config/gateway.yml"]

@@ -20,6 +20,8 @@ LOG=${LOG:-$OUTDIR/run.log}
 SUT_CPU=${SUT_CPU:-0}
 RIG_CPU=${RIG_CPU:-1}
 GW_START_S=${GW_START_S:-30}
+# node flags certbound's launchers (Dockerfile, npm start) use; the node options a script passes come after them and win
+GW_NODE_FLAGS=${GW_NODE_FLAGS---max-semi-space-size=8}
 
 UP_PORT=${UP_PORT:-9000}
 ISS_PORT=${ISS_PORT:-9449}
@@ -399,7 +401,8 @@ start_certbound() {
   write_certbound_config "$kind" "$dir" "$port" "$admin" "$workers"
   if [[ ${BENCH_VALIDATE:-1} == 1 ]]; then validate_certbound_config "$dir/gateway.yml" || return 1; fi
   GW_LAUNCH_MS=$(date +%s%3N)
-  (cd "$ROOT" && CERTBOUND_BENCH_INTRO_SECRET=$INTRO_CLIENT_SECRET NODE_ENV=production exec taskset -c "$cpus" node "$@" bin/certbound.js start -c "$dir/gateway.yml") >"$out" 2>&1 &
+  # shellcheck disable=SC2086 # GW_NODE_FLAGS: zero or more flags, split on spaces
+  (cd "$ROOT" && CERTBOUND_BENCH_INTRO_SECRET=$INTRO_CLIENT_SECRET NODE_ENV=production exec taskset -c "$cpus" node $GW_NODE_FLAGS "$@" bin/certbound.js start -c "$dir/gateway.yml") >"$out" 2>&1 &
   GW_ROOT=$!; GW_TREE=()
   gw_track "$GW_ROOT"
   t0=$SECONDS

@@ -65,7 +65,7 @@ log "certbound bench -> $OUTDIR  (scenarios: $SCENARIOS; runs=$RUNS ka=${DUR_KA}
 make_pki_tokens
 
 # ---------------------------------------------------------------- environment record
-ISS=$ISS ROOT=$ROOT node -e '
+GW_NODE_FLAGS=$GW_NODE_FLAGS ISS=$ISS ROOT=$ROOT node -e '
 const os = require("os"), fs = require("fs"), { execSync } = require("child_process");
 const sh = (c) => { try { return execSync(c, { stdio: ["ignore", "pipe", "pipe"] }).toString().trim() } catch (e) { return String(e.stderr || e.message).trim() } };
 const pkg = (n) => { try { return require(process.argv[1] + "/node_modules/" + n + "/package.json").version } catch { return null } };
@@ -80,7 +80,7 @@ fs.writeFileSync(process.argv[2], JSON.stringify({
     loadgen: "bench/loadgen.mjs on the rig core: ka = autocannon " + pkg("autocannon") + " (HTTP/1.1, no pipelining), hs/rs = its own node:tls client (Connection: close)",
     proxy_cpu: "utime+stime from /proc/PID/stat of every process of the proxy (all threads), over the measured window, divided by the requests completed in it",
     logging: "certbound: access log on (JSON lines on stdout into a file under run/), metrics on (admin listener); nginx and HAProxy: access logs off" },
-  certbound: { dir: d, package: p.name ? p.name + "@" + p.version : null, commit: sh("git -C \"" + d + "\" describe --always --dirty --abbrev=12 2>/dev/null || echo none") },
+  certbound: { node_flags: process.env.GW_NODE_FLAGS ?? "", dir: d, package: p.name ? p.name + "@" + p.version : null, commit: sh("git -C \"" + d + "\" describe --always --dirty --abbrev=12 2>/dev/null || echo none") },
 }, null, 1) + "\n");
 ' "$HERE" "$OUTDIR/env.json"
 

@@ -196,7 +196,7 @@ setting('measured window', `ka ${s.dur_ka} s, hs/rs ${s.dur_hs} s, ${s.warmup > 
 setting('pinning', `proxy cpu${s.sut_cpu}, load generator + upstream + issuer cpu${s.rig_cpu}; checked: ${placement.length ? (placement.every((p) => p.pinned_as_stated) ? `every measured process of ${placement.length} scenario start(s) had exactly the affinity stated` : 'NOT as stated for ' + placement.filter((p) => !p.pinned_as_stated).map((p) => p.label).join(', ')) : 'not recorded'}`)
 setting('proxy CPU', s.proxy_cpu)
 setting('logging', s.logging)
-setting('measured build', `${env.certbound?.dir ?? '?'} at ${env.certbound?.commit ?? '?'}, started as \`node bin/certbound.js start\` (no npx: see bench/README.md, "One honest benchmark")`)
+setting('measured build', `${env.certbound?.dir ?? '?'} at ${env.certbound?.commit ?? '?'}, started as \`${['node', env.certbound?.node_flags ?? '', 'bin/certbound.js start'].filter(Boolean).join(' ')}\` (no npx: see bench/README.md, "One honest benchmark")`)
 const groupsSeen = [...new Set(summary.map((r) => r.tls_group).filter(Boolean))]
 setting('TLS', `TLS 1.3, key exchange ${groupsSeen.join('/') || '?'} (as negotiated), the server sends its leaf certificate only`)
 console.log()
