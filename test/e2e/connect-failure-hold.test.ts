@@ -174,6 +174,17 @@ describe('services[].connect_failure_hold (default 1000 ms): fail fast while the
     expect(gw.logs.filter(l => l.msg === 'upstream refused a connection: failing fast')).toHaveLength(1)
   })
 
+  it('while the upstream keeps refusing, a warning at most every 10 s counts the requests answered at once', async () => {
+    clock += 10_001
+    expect((await get('/held')).log.reason).toMatch(/ECONNREFUSED$/) // the probe of the window that passed
+    for (let i = 0; i < 2; i++) expect((await get('/held')).log.reason).toMatch(/failing fast/)
+    const still = gw.logs.filter(l => l.msg === 'upstream still refusing connections: failing fast')
+    expect(still).toHaveLength(1)
+    // 5 + 1 (WebSocket) + 1 answered at once before, and the first of these two
+    expect(still[0]).toMatchObject({ level: 'warn', origin: `http://127.0.0.1:${upstream.port}`, code: 'ECONNREFUSED', failed_fast: 8 })
+    expect(await failFastCount('held')).toBe(9)
+  })
+
   it('the first connection that succeeds ends the hold', async () => {
     await upstream.listen(upstream.port)
     const held = await get('/held')
@@ -183,7 +194,7 @@ describe('services[].connect_failure_hold (default 1000 ms): fail fast while the
     for (let i = 0; i < 3; i++) expect((await get('/held')).status).toBe(200)
     expect(upstream.connections).toBe(connections + 3)
     const back = await waitFor(() => gw.logs.find(l => l.msg === 'upstream accepts connections again: no longer failing fast'), 'the recovery line')
-    expect(back).toMatchObject({ level: 'info', origin: `http://127.0.0.1:${upstream.port}`, failed_fast: 8 })
+    expect(back).toMatchObject({ level: 'info', origin: `http://127.0.0.1:${upstream.port}`, failed_fast: 10 })
   })
 })
 
