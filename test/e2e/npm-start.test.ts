@@ -41,6 +41,8 @@ describe('npm start, stopped by a signal to npm', () => {
         npm.stdout!.on('data', (c: Buffer) => { output += c.toString() })
         npm.stderr!.on('data', (c: Buffer) => { output += c.toString() })
         const exited = new Promise<number | null>(r => npm.once('exit', code => r(code)))
+        // npm may exit before the gateway it signalled has written its last line: the pipes close after both
+        const drained = Promise.all([npm.stdout!, npm.stderr!].map(s => new Promise(r => s.once('close', r))))
         const deadline = Date.now() + 60_000
         while (!output.includes('certbound started')) {
           if (Date.now() > deadline || npm.exitCode !== null) { if (npm.pid !== undefined && groupAlive(npm.pid)) process.kill(-npm.pid, 'SIGKILL'); throw new Error(`npm start did not start:\n${output}`) }
@@ -56,6 +58,7 @@ describe('npm start, stopped by a signal to npm', () => {
         expect(leftover, output).toBe(false)
         expect(await portOpen(port)).toBe(false)
         expect(await portOpen(adminPort)).toBe(false)
+        await Promise.race([drained, new Promise(r => setTimeout(r, 5000))])
         expect(output).toContain('certbound stopped')
       } finally {
         rmSync(dir, { recursive: true, force: true })
