@@ -29,7 +29,7 @@ import { createStore, storeStarted } from './store/create.js'
 import { storeBackend } from './store/schema.js'
 import { StorePool } from './store/pool.js'
 
-export const VERSION = '0.2.0'
+export const VERSION = '0.2.1'
 
 export interface GatewayOptions {
   /** The config: a file, or several files and directories merged as decK merges them (`-c a.yml -c dir/`). */
