@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import { rootCertificates } from 'node:tls'
-import { createClient } from 'redis'
+import type { createClient as CreateClient } from 'redis'
 import type { Logger } from 'pino'
 import { GatewayError } from '../errors/gateway-error.js'
 import { redisConnectionSchema, STORE_DEFAULTS, type RedisConnectionConfig, type RedisConnectionInput } from './schema.js'
@@ -51,7 +52,16 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('PUBLISH', KEYS[1], ARGV[2] .. ' ' .. ARGV[1])
 return 1`
 
-type Client = ReturnType<typeof createClient>
+type Client = ReturnType<typeof CreateClient>
+
+/**
+ * node-redis and its modules (~600 files) are loaded when the first Redis store is made, not with this module: a
+ * gateway on the memory store never holds them (issue 20's RSS goal). The package is CommonJS, so this stays
+ * synchronous.
+ */
+function redisClient (): typeof CreateClient {
+  return (createRequire(import.meta.url)('redis') as { createClient: typeof CreateClient }).createClient
+}
 
 /** A Redis URL split for node-redis's socket options (so `ca` can be given alongside TLS). */
 function connectionOf (c: RedisConnectionConfig, trustedCa: readonly string[] | undefined) {
@@ -122,6 +132,7 @@ export class RedisStore implements StateStore {
     const healthMs = opts.healthIntervalMs ?? STORE_DEFAULTS.healthInterval
     // node-redis's command timeout covers only the wait to be written, not a Redis that stopped answering: a
     // socket idle longer than two health PINGs is declared dead and reconnected, which fails what it had queued
+    const createClient = redisClient()
     this.client = createClient({ ...conn, socket: { ...conn.socket, socketTimeout: Math.max(2 * healthMs, 4 * this.timeout) }, disableOfflineQueue: true, commandsQueueMaxLength: MAX_QUEUED })
     this.sub = createClient({ ...conn, disableOfflineQueue: true })
     this.client.on('error', (e: Error) => this.noteError('command connection', e))
