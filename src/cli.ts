@@ -7,6 +7,7 @@ import { ConfigError, formatDiagnostics } from './config/diagnostic.js'
 import { readConfigTexts } from './config/files.js'
 import { DPOP_HELP, dpopCommand } from './dpop-cli.js'
 import { parseArgsMessage } from './cli-args.js'
+import { holdStopSignals } from './runtime/stop-signals.js'
 
 const HELP: Record<string, string> = {
   main: `certbound ${VERSION} — an API gateway that terminates mutual TLS and enforces certificate-bound OAuth 2.0 tokens (RFC 8705)
@@ -180,6 +181,8 @@ async function start (rest: string[]): Promise<number> {
     await runWorker(config)
     return await new Promise<number>(() => { /* runs until the primary stops it */ })
   }
+  // from here a SIGTERM or SIGINT is remembered, and acted on once the gateway has started (never a bare kill)
+  const held = holdStopSignals()
   let gw: Gateway
   try {
     // read once: the texts validated here are the texts every worker runs (unreadable: CB_CFG_FILE, every file named)
@@ -192,7 +195,7 @@ async function start (rest: string[]): Promise<number> {
       // NODE_CLUSTER_SCHED_POLICY=rr (the primary accepts and hands each connection over) is honoured, for
       // measuring the two against each other (bench/multicore.sh, bench/README.md)
       if (process.env.NODE_CLUSTER_SCHED_POLICY !== 'rr') cluster.schedulingPolicy = cluster.SCHED_NONE
-      await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }), { text, watch })
+      await runPrimary(config, cfg, createLogger({ level: cfg.settings.log_level }), { text, watch, held })
       return await new Promise<number>(() => { /* runs until a signal */ })
     }
     gw = await Gateway.start({ configFile: config, configText: text, watchConfig: watch, defaultMetrics: true })
@@ -207,16 +210,15 @@ async function start (rest: string[]): Promise<number> {
     return 1
   }
   let stopping = false
-  const stop = (sig: string) => {
+  const stop = (sig: NodeJS.Signals): void => {
     if (stopping) return
     stopping = true
     gw.logger.info({ signal: sig, lifecycle: true }, 'stopping: draining in-flight requests')
     // the log gets a bounded time to drain (EXIT_FLUSH_MS): a stalled stdout reader must not keep a stopped gateway
     gw.close().then(() => 0, () => 1).then(code => drainLogs(gw.logger).then(() => process.exit(code)))
   }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => { void gw.reload() })
+  held.release(stop)
   return await new Promise<number>(() => { /* runs until a signal */ })
 }
 

@@ -25,6 +25,7 @@ import { ReloadHistory } from './observability/dashboard/reload-history.js'
 import { mergeSnapshots, type StatsSnapshot } from './observability/dashboard/stats.js'
 import { buildSummary, mergeClientRows, mergeStoreStatus } from './observability/dashboard/summary.js'
 import type { ClientActivityRow } from './authorization-server/client-activity.js'
+import type { HeldStopSignals } from './runtime/stop-signals.js'
 
 type ToWorker = { type: 'start', text: Texts, ipcStore?: boolean } | { type: 'reload', id: number, text: Texts } | { type: 'shutdown' } | { type: 'dashboard', id: number }
 type DashboardData = { stats: StatsSnapshot, clients: ClientActivityRow[] | undefined, store: StoreStatus }
@@ -53,6 +54,8 @@ export interface PrimaryOptions {
   readonly text: readonly ConfigText[]
   /** Reload when the config file or a listener's TLS file changes. */
   readonly watch: boolean
+  /** SIGTERM/SIGINT held since before the config was read: they stop the primary once it can (src/runtime/stop-signals.ts). */
+  readonly held: HeldStopSignals
 }
 
 /**
@@ -262,8 +265,7 @@ export async function runPrimary (configFile: string | readonly string[], cfg: L
     deadline.unref()
     const check = setInterval(() => { if (workers.size === 0) { clearInterval(check); logger.flush(); process.exit(0) } }, 50)
   }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  opts.held.release(stop)
 }
 
 /**
