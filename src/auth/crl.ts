@@ -1,8 +1,7 @@
-import '../pki/reflect-metadata.js' // must precede @peculiar/x509 (tsyringe needs Reflect.getMetadata at import)
 import { readFile, stat } from 'node:fs/promises'
 import type { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
-import { X509Crl, X509Certificate as PeculiarCertificate } from '@peculiar/x509'
+import type { CrlIssuer, CrlParser, ParsedCrl, verifyCrl } from './crl-parse.js'
 import { certificateFingerprint } from './verify-chain.js'
 
 /**
@@ -55,35 +54,6 @@ export function normalizeSerial (hex: string): string {
   return s === '' ? '0' : s
 }
 
-// RFC 7468 §5 says "X509 CRL"; some tools (including @peculiar/x509) write "CRL"
-const PEM_CRL = /-----BEGIN (?:X509 )?CRL-----[\s\S]*?-----END (?:X509 )?CRL-----/g
-
-async function parseCrlFile (data: Buffer): Promise<X509Crl[]> {
-  const text = data.toString('latin1')
-  if (text.includes('-----BEGIN')) {
-    const blocks = [...text.matchAll(PEM_CRL)].map(m => m[0])
-    if (blocks.length === 0) throw new Error('no "-----BEGIN X509 CRL-----" block')
-    return blocks.map(b => new X509Crl(b))
-  }
-  return [new X509Crl(new Uint8Array(data))]
-}
-
-/** Find the CA among `issuers` whose key verifies `crl`; undefined if none does. */
-async function verifyCrl (crl: X509Crl, issuers: ReadonlyArray<{ node: X509Certificate, peculiar: PeculiarCertificate }>): Promise<X509Certificate | undefined> {
-  for (const i of issuers) {
-    // Name first (cheap), then the signature (RFC 5280 §6.3.3 (f)).
-    if (normalizeName(i.peculiar.subject) !== normalizeName(crl.issuer)) continue
-    try {
-      if (await crl.verify({ publicKey: i.peculiar })) return i.node
-    } catch { /* unsupported algorithm or malformed key: not this issuer */ }
-  }
-  return undefined
-}
-
-function normalizeName (n: string): string {
-  return n.replace(/\s*,\s*/g, ',').toLowerCase()
-}
-
 /**
  * Revoked serials per issuing CA, from CRL files. Create with {@link CrlStore.load}; `status` is synchronous
  * and cheap (a map and a set lookup); reloads swap the whole index atomically and bump `generation`.
@@ -94,11 +64,10 @@ export class CrlStore {
   private timer: NodeJS.Timeout | undefined
   private checking: Promise<boolean> | undefined
   private gen = 0
-  private readonly issuers: ReadonlyArray<{ node: X509Certificate, peculiar: PeculiarCertificate }>
+  // the CRL parser (@peculiar/x509, ~15 MB resident) loads with the first CRL file, not with the gateway
+  private parser: { parse: CrlParser, issuers: readonly CrlIssuer[], verify: typeof verifyCrl } | undefined
 
-  private constructor (private readonly opts: CrlStoreOptions) {
-    this.issuers = opts.issuers.map(node => ({ node, peculiar: new PeculiarCertificate(new Uint8Array(node.raw)) }))
-  }
+  private constructor (private readonly opts: CrlStoreOptions) {}
 
   /** Load every file now (throws CrlLoadError naming the first bad file), then watch them. */
   static async load (opts: CrlStoreOptions): Promise<CrlStore> {
@@ -169,6 +138,13 @@ export class CrlStore {
     }
   }
 
+  private async loadParser (): Promise<{ parse: CrlParser, issuers: readonly CrlIssuer[], verify: typeof verifyCrl }> {
+    if (this.parser !== undefined) return this.parser
+    const m = await import('./crl-parse.js')
+    this.parser = { parse: m.parseCrlFile, issuers: m.crlIssuers(this.opts.issuers), verify: m.verifyCrl }
+    return this.parser
+  }
+
   private async readAll (): Promise<{ index: Map<string, LoadedCrl>, stamps: FileStamp[] }> {
     const index = new Map<string, LoadedCrl>()
     const stamps: FileStamp[] = []
@@ -181,14 +157,15 @@ export class CrlStore {
       } catch (err) {
         throw new CrlLoadError(i, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
       }
-      let crls: X509Crl[]
+      const parser = await this.loadParser()
+      let crls: ParsedCrl[]
       try {
-        crls = await parseCrlFile(data)
+        crls = await parser.parse(data)
       } catch (err) {
         throw new CrlLoadError(i, `${file} is not a CRL (PEM or DER): ${(err as Error).message}`)
       }
       for (const crl of crls) {
-        const issuer = await verifyCrl(crl, this.issuers)
+        const issuer = await parser.verify(crl, parser.issuers)
         if (issuer === undefined) throw new CrlLoadError(i, `${file}: the CRL of "${crl.issuer}" is not signed by any configured CA certificate`)
         const entry: LoadedCrl = {
           file,

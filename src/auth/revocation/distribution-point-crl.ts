@@ -2,6 +2,8 @@ import '../../pki/reflect-metadata.js' // must precede @peculiar/x509 (tsyringe 
 import type { X509Certificate } from 'node:crypto'
 import { X509Crl, X509Certificate as PeculiarCertificate } from '@peculiar/x509'
 import { normalizeSerial } from '../crl.js'
+import { CrlFetchError } from './errors.js'
+export { CrlFetchError } from './errors.js'
 
 /**
  * A CRL downloaded from a certificate's CRL Distribution Point (RFC 5280 §4.2.1.13), accepted only when it is
@@ -16,12 +18,6 @@ export interface FetchedCrl {
   readonly nextUpdate: number
 }
 
-export class CrlFetchError extends Error {
-  constructor (readonly kind: 'malformed' | 'bad_signature' | 'stale', message: string) {
-    super(message)
-    this.name = 'CrlFetchError'
-  }
-}
 
 const PEM_CRL = /-----BEGIN (?:X509 )?CRL-----[\s\S]*?-----END (?:X509 )?CRL-----/
 

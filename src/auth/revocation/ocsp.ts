@@ -5,6 +5,8 @@ import {
   BasicOCSPResponse, CertID, id_kp_OCSPSigning, id_pkix_ocsp_basic, OCSPRequest, OCSPResponse, OCSPResponseStatus,
   Request, TBSRequest,
 } from '@peculiar/asn1-ocsp'
+import { OcspError } from './errors.js'
+export { OcspError, type OcspFailureKind } from './errors.js'
 
 /**
  * OCSP (RFC 6960) for one certificate: the request, and the checks a response must pass before its answer is
@@ -26,15 +28,6 @@ export interface OcspAnswer {
   readonly signer: string
 }
 
-/** Why no answer could be believed. `kind` is stable (metrics label, log field). */
-export type OcspFailureKind = 'malformed' | 'responder_error' | 'bad_signature' | 'mismatch' | 'stale'
-
-export class OcspError extends Error {
-  constructor (readonly kind: OcspFailureKind, message: string) {
-    super(message)
-    this.name = 'OcspError'
-  }
-}
 
 /** Clock skew tolerated on thisUpdate/nextUpdate (RFC 5019 §4 leaves it to local policy). */
 export const OCSP_CLOCK_SKEW_MS = 5 * 60_000

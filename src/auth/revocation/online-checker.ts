@@ -4,10 +4,10 @@ import { LRUCache } from 'lru-cache'
 import type { HttpClient } from '../../http-client/types.js'
 import type { StateStore } from '../../store/types.js'
 import { normalizeSerial } from '../crl.js'
-import { revocationUrls } from './certificate-urls.js'
-import { acceptCrl, CrlFetchError, type FetchedCrl } from './distribution-point-crl.js'
+import type { FetchedCrl } from './distribution-point-crl.js'
+import { CrlFetchError, OcspError } from './errors.js'
+import { revocationCodecs } from './lazy-codecs.js'
 import type { RevocationMetrics } from './metrics.js'
-import { buildOcspRequest, OcspError, parseOcspResponse } from './ocsp.js'
 
 /**
  * Online revocation checking of a client certificate: OCSP at the responder of its Authority Information Access
@@ -147,7 +147,7 @@ export class OnlineRevocationChecker {
   private errorRetry (): number { return Math.min(this.o.cacheTtlMs, ERROR_RETRY_MS) }
 
   private async lookup (leaf: X509Certificate, issuer: X509Certificate): Promise<OnlineResult> {
-    const urls = revocationUrls(leaf.raw)
+    const urls = (await revocationCodecs()).revocationUrls(leaf.raw)
     let first: OnlineResult | undefined
     for (const url of urls.ocsp.slice(0, 2)) {
       const r = await this.ocsp(url, leaf, issuer)
@@ -167,6 +167,7 @@ export class OnlineRevocationChecker {
   }
 
   private async ocsp (url: string, leaf: X509Certificate, issuer: X509Certificate): Promise<OnlineResult> {
+    const { buildOcspRequest, parseOcspResponse } = await revocationCodecs()
     const req = buildOcspRequest(leaf, issuer)
     const started = performance.now()
     const fail = (detail: string): OnlineResult => {
@@ -244,7 +245,7 @@ export class OnlineRevocationChecker {
         const res = await this.o.http.request(url, { timeoutMs: this.o.httpTimeoutMs, maxResponseBytes: MAX_CRL_BYTES, proxy: this.proxyFor(url) })
         if (res.status !== 200) throw new CrlFetchError('malformed', `HTTP ${res.status}`)
         const now = this.o.now()
-        const crl = await acceptCrl(url, res.body, issuer, now)
+        const crl = await (await revocationCodecs()).acceptCrl(url, res.body, issuer, now)
         // re-fetch after cert_cache_ttl (a new revocation shows up within it), and in any case in the last tenth
         // of the CRL's life, so a new CRL is in place before this one expires
         const refreshAt = Math.min(now + this.o.cacheTtlMs, crl.nextUpdate - (crl.nextUpdate - crl.thisUpdate) / 10)
