@@ -29,6 +29,7 @@ EXPOSE 8443 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:8001/status').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # --max-semi-space-size=8: a V8 young generation of 2 x 8 MiB instead of 2 x 16 MiB, ~14 MB less RSS at no measured
-# CPU cost (README, Operations: "Memory")
-ENTRYPOINT ["node", "--max-semi-space-size=8", "bin/certbound.js"]
+# CPU cost (README, Operations: "Memory"). --openssl-config=bin/openssl.cnf: one TLS 1.3 session ticket per
+# handshake instead of two, ~10 % less CPU per new connection (README, Operations: "TLS session tickets")
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--openssl-config=bin/openssl.cnf", "bin/certbound.js"]
 CMD ["start", "-c", "/config/gateway.yml"]

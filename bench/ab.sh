@@ -10,6 +10,7 @@
 #        build with and without rate-limiting: AB_KIND_A=full AB_KIND_B=full-rl bash bench/ab.sh . .)  AB_MODE=ka|hs|rs (hs: a new TLS handshake per request, rs: the same resuming the last session; AB_CONNS then
 #        defaults to 8)  AB_ROUNDS=5  AB_SECONDS=6  AB_CONNS=32 (per side)  SUT_CPU=0 RIG_CPU=1
 #        AB_NODE_OPTS_A / AB_NODE_OPTS_B: extra node options per side (e.g. "--max-semi-space-size=16")
+#        AB_ENV_A / AB_ENV_B: NAME=VALUE ... for one side's environment (e.g. "CERTBOUND_MALLOC=system")
 # Prints each round and B's CPU per request relative to A's. Only 127.0.0.1; every load bounded; stops what it
 # started by PID.
 set -euo pipefail
@@ -42,7 +43,8 @@ for side in 0 1; do
   # shellcheck disable=SC2206
   nodeopts=(${!opts_var:-})
   ROOT=${DIRS[$side]}
-  start_certbound "$label" "${KINDS[$side]}" "${PORTS[$side]}" "${ADMINS[$side]}" 0 "$SUT_CPU" "${nodeopts[@]}" || die "$GW_ERR"
+  env_var=AB_ENV_$label
+  GW_ENV=${!env_var:-} start_certbound "$label" "${KINDS[$side]}" "${PORTS[$side]}" "${ADMINS[$side]}" 0 "$SUT_CPU" "${nodeopts[@]}" || die "$GW_ERR"
   SIDE_PIDS+=("$(gw_pids_csv)")
   STARTED+=("$GW_ROOT") # stopped by PID at exit (lib.sh tracks one gateway at a time)
   GW_ROOT='' GW_TREE=()

@@ -51,12 +51,12 @@ if [[ ${MULTICORE:-0} == 1 ]]; then exec bash "$HERE/multicore.sh"; fi
 source "$HERE/lib.sh"
 export RUNS DUR_KA DUR_HS CONNS_KA CONNS_HS SUT_CPU RIG_CPU SCENARIOS MODES PAIRED PAIR_RUNS DUR_PAIR PAIR_MODES WARMUP
 RESULTS=$OUTDIR/results.jsonl
-declare -A PORT=([S1]=8441 [S2]=8442 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449 [S5rl]=8454 [S5rr]=8455 [S5r]=8456 [S5d]=8457 [S5dr]=8458)
+declare -A PORT=([S1]=8441 [S2]=8442 [S3t]=8459 [S4]=8444 [S4k]=8450 [S5]=8446 [S5c]=8447 [S5p]=8448 [S6]=8449 [S5rl]=8454 [S5rr]=8455 [S5r]=8456 [S5d]=8457 [S5dr]=8458)
 declare -A ADMIN=([S5]=9106 [S5c]=9107 [S5p]=9108 [S6]=9109 [S5rl]=9114 [S5rr]=9115 [S5r]=9116 [S5d]=9117 [S5dr]=9118)
 need_tools
 install_traps
 for s in $SCENARIOS; do
-  case $s in S0|S1|S2|S4|S4k|S5|S5c|S5p|S6|S5rl|S5rr|S5r|S5d|S5dr) ;; *) die "unknown scenario $s (known: S0 S1 S2 S4 S4k S5p S5 S6 S5c S5rl S5rr S5r S5d S5dr)" ;; esac
+  case $s in S0|S1|S2|S3t|S4|S4k|S5|S5c|S5p|S6|S5rl|S5rr|S5r|S5d|S5dr) ;; *) die "unknown scenario $s (known: S0 S1 S2 S3t S4 S4k S5p S5 S6 S5c S5rl S5rr S5r S5d S5dr)" ;; esac
 done
 for p in $UP_PORT $ISS_PORT $INTRO_PORT "${PORT[@]}" "${ADMIN[@]}"; do port_free "$p" || die "port $p on 127.0.0.1 is already in use"; done
 
@@ -87,7 +87,7 @@ fs.writeFileSync(process.argv[2], JSON.stringify({
 start_upstream
 
 # ---------------------------------------------------------------- scenario helpers
-start_proxy() { # S1 S2 S4 S4k -> PROXY_PID
+start_proxy() { # S1 S2 S3t S4 S4k -> PROXY_PID
   local s=$1 port=${PORT[$1]}
   case $s in
     S1) render "$HERE/conf/s1-nginx-mtls.conf" "$RUN/s1.conf" "$port"
@@ -95,6 +95,7 @@ start_proxy() { # S1 S2 S4 S4k -> PROXY_PID
     S2) render "$HERE/conf/s2-haproxy.cfg" "$RUN/s2.cfg" "$port"
         haproxy -c -q -f "$RUN/s2.cfg" >>"$LOG" 2>&1 || die "haproxy config check failed"
         taskset -c "$SUT_CPU" haproxy -f "$RUN/s2.cfg" -db >>"$RUN/s2.out" 2>&1 & ;;
+    S3t) taskset -c "$SUT_CPU" node "$HERE/node-tls-floor.mjs" --port "$port" --pki "$PKI" >>"$RUN/s3t.out" 2>&1 & ;;
     S4) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4.out" 2>&1 & ;;
     S4k) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --token-cache --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4k.out" 2>&1 & ;;
   esac
@@ -113,6 +114,15 @@ check_s1() { # mTLS floor proxy: cert required, X-Client-Cert forwarded
   c=$(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/other-client.crt" --key "$PKI/other-client.key" -o /dev/null -w '%{http_code}' "https://localhost:$port/" 2>/dev/null || true)
   [[ $c == 400 || $c == 000 ]] || { log "S1: cert from unrelated CA answered $c"; return 1; }
   log "S1 checks: client1 -> 200 with X-Client-Cert upstream; no cert -> rejected; unrelated CA -> rejected"
+}
+
+check_s3t() { # the TLS floor: it answers client1 by name, and refuses a client without a certificate
+  local port=${PORT[S3t]} c
+  c=$(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/client1.crt" --key "$PKI/client1.key" "https://localhost:$port/whoami") || return 1
+  grep -q '^CN=client1' <<<"$c" || { log "S3t: unexpected answer: $c"; return 1; }
+  c=$(curl -sS --max-time 5 --cacert "$PKI/ca.crt" -o /dev/null -w '%{http_code}' "https://localhost:$port/" 2>/dev/null || true)
+  [[ $c == 000 ]] || { log "S3t: request without client cert answered $c"; return 1; }
+  log "S3t checks: client1 -> its CN; no cert -> handshake refused"
 }
 
 rss_mb() { # PID... -> JSON array of VmRSS in MB
@@ -197,9 +207,10 @@ for s in $SCENARIOS; do
       for m in ${MODES/rs/}; do log " S0 $m"; load S0 $m "http://127.0.0.1:$UP_PORT/" --watch "upstream=$UP_PIDS" || FAILED+=("S0/$m"); done
       pin "$RIG_CPU" "$UP_PIDS"
       ;;
-    S1|S2|S4|S4k)
+    S1|S2|S3t|S4|S4k)
       case $s in
         S1) desc="nginx mTLS proxy, no token check" ;;
+        S3t) desc="Node TLS floor (node:tls, client certificate, a canned 200: no HTTP parser, no proxy, no token)" ;;
         S2) desc="HAProxy 2.6 full chain (mTLS + jwt_verify + cnf + scope)" ;;
         S4) desc="naive Node proxy (node:https + jose + undici), 1 process" ;;
         S4k) desc="naive Node proxy + a map of verified tokens (exp, scope, binding checked per request), 1 process" ;;
@@ -209,13 +220,14 @@ for s in $SCENARIOS; do
       PROXY_PIDS=$(pids_of "$PROXY_PID")
       ok=1
       if [[ $s == S1 ]]; then check_s1 || ok=0
+      elif [[ $s == S3t ]]; then check_s3t || ok=0
       else
         PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$s]}" "$s" >"$RUN/verify-$s.txt" 2>&1 || ok=0
         cat "$RUN/verify-$s.txt" >>"$LOG"
         log "$s verify-chain: $(grep -E 'passed, [0-9]+ failed' "$RUN/verify-$s.txt" | tail -1 | sed 's/^verify-chain: //')"
       fi
       if ((ok)); then
-        [[ $s == S4 || $s == S4k ]] && RSS_PIDS=$PROXY_PIDS
+        [[ $s == S3t || $s == S4 || $s == S4k ]] && RSS_PIDS=$PROXY_PIDS
         placement "$s" "$PROXY_PIDS" "$SUT_CPU"
         for m in $MODES; do log " $s $m"; load "$s" $m "https://127.0.0.1:${PORT[$s]}/" --watch "proxy=$PROXY_PIDS" --watch "upstream=$UP_PIDS" || FAILED+=("$s/$m"); done
       else
@@ -301,7 +313,9 @@ if [[ -n $PAIRED ]]; then
     for a in $PAIRED; do
       start_proxy "$a"
       A_PIDS=$(pids_of "$PROXY_PID")
-      if ! PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$a]}" "$a" >"$RUN/verify-pair-$a.txt" 2>&1; then
+      if [[ $a == S3t ]]; then
+        check_s3t || { log "  $a functional checks FAILED - not paired"; FAILED+=("pair-$a/checks"); stop_proxy; continue; }
+      elif ! PKI=$PKI JWT=$JWT "$HERE/verify-chain.sh" "${PORT[$a]}" "$a" >"$RUN/verify-pair-$a.txt" 2>&1; then
         log "  $a functional checks FAILED - not paired"; FAILED+=("pair-$a/checks"); stop_proxy; continue
       fi
       for pm in $PAIR_MODES; do

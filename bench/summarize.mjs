@@ -22,6 +22,7 @@ const NAMES = {
   S0: 'S0 direct upstream (plain HTTP)',
   S1: 'S1 nginx mTLS proxy, no token check',
   S2: 'S2 HAProxy 2.6 full chain',
+  S3t: 'S3t Node TLS floor (handshake + canned 200)',
   S4: 'S4 naive Node proxy, 1 proc',
   S4k: 'S4k naive Node + verified-token map, 1 proc',
   S5p: 'S5p certbound mTLS proxy, no plugin',
