@@ -22,6 +22,8 @@ RIG_CPU=${RIG_CPU:-1}
 GW_START_S=${GW_START_S:-30}
 # node flags certbound's launchers (Dockerfile, npm start) use; the node options a script passes come after them and win
 GW_NODE_FLAGS=${GW_NODE_FLAGS---max-semi-space-size=8 --openssl-config=$ROOT/bin/openssl.cnf}
+# what the launchers run node through: jemalloc when installed (CERTBOUND_MALLOC=system, or GW_LAUNCHER='', for glibc's)
+GW_LAUNCHER=${GW_LAUNCHER-sh $ROOT/bin/with-jemalloc.sh}
 
 UP_PORT=${UP_PORT:-9000}
 ISS_PORT=${ISS_PORT:-9449}
@@ -404,7 +406,7 @@ start_certbound() {
   # shellcheck disable=SC2086 # GW_NODE_FLAGS: zero or more flags, split on spaces
   # GW_ENV: zero or more NAME=VALUE for the gateway's environment (ab.sh's AB_ENV_A / AB_ENV_B)
   # shellcheck disable=SC2086
-  (cd "$ROOT" && CERTBOUND_BENCH_INTRO_SECRET=$INTRO_CLIENT_SECRET NODE_ENV=production exec env ${GW_ENV:-} taskset -c "$cpus" node $GW_NODE_FLAGS "$@" bin/certbound.js start -c "$dir/gateway.yml") >"$out" 2>&1 &
+  (cd "$ROOT" && CERTBOUND_BENCH_INTRO_SECRET=$INTRO_CLIENT_SECRET NODE_ENV=production exec env ${GW_ENV:-} taskset -c "$cpus" $GW_LAUNCHER node $GW_NODE_FLAGS "$@" bin/certbound.js start -c "$dir/gateway.yml") >"$out" 2>&1 &
   GW_ROOT=$!; GW_TREE=()
   gw_track "$GW_ROOT"
   t0=$SECONDS

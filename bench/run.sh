@@ -95,8 +95,8 @@ start_proxy() { # S1 S2 S3t S4 S4k -> PROXY_PID
     S2) render "$HERE/conf/s2-haproxy.cfg" "$RUN/s2.cfg" "$port"
         haproxy -c -q -f "$RUN/s2.cfg" >>"$LOG" 2>&1 || die "haproxy config check failed"
         taskset -c "$SUT_CPU" haproxy -f "$RUN/s2.cfg" -db >>"$RUN/s2.out" 2>&1 & ;;
-    # shellcheck disable=SC2086 # GW_NODE_FLAGS: certbound's launch flags (one TLS 1.3 ticket), so the floor is certbound's
-    S3t) taskset -c "$SUT_CPU" node $GW_NODE_FLAGS "$HERE/node-tls-floor.mjs" --port "$port" --pki "$PKI" >>"$RUN/s3t.out" 2>&1 & ;;
+    # shellcheck disable=SC2086 # GW_LAUNCHER, GW_NODE_FLAGS: certbound's launch (jemalloc, one TLS 1.3 ticket): the floor is certbound's
+    S3t) taskset -c "$SUT_CPU" $GW_LAUNCHER node $GW_NODE_FLAGS "$HERE/node-tls-floor.mjs" --port "$port" --pki "$PKI" >>"$RUN/s3t.out" 2>&1 & ;;
     S4) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4.out" 2>&1 & ;;
     S4k) taskset -c "$SUT_CPU" node "$HERE/node-naive-proxy.mjs" --token-cache --port "$port" --pki "$PKI" --jwt-pub "$JWT/pub.pem" --iss "$ISS" --aud "$AUD" --upstream "http://127.0.0.1:$UP_PORT" >>"$RUN/s4k.out" 2>&1 & ;;
   esac

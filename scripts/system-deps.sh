@@ -12,6 +12,8 @@ declare -A pkgs=(
 )
 need=()
 for cmd in "${!pkgs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}"); done
+# a library, not a command: bin/with-jemalloc.sh preloads it; test/e2e/launch.test.ts checks that it does
+ls /usr/lib/*-linux-gnu/libjemalloc.so.2 >/dev/null 2>&1 || need+=(libjemalloc2)
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "system-deps: missing ${need[*]} and not root: install them (apt-get install ${need[*]})" >&2

@@ -28,6 +28,7 @@ import { systemClock, type Clock, type StateStore, type StoreStatus } from './st
 import { createStore, storeStarted } from './store/create.js'
 import { storeBackend } from './store/schema.js'
 import { StorePool } from './store/pool.js'
+import { allocatorInUse } from './observability/allocator.js'
 
 export const VERSION = '0.2.1'
 
@@ -147,7 +148,7 @@ export class Gateway {
     }
     for (const { instance } of g.runtime.instances) instance.start?.()
     if (opts.watchConfig === true) g.watchFiles(text)
-    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, lifecycle: true }, 'certbound started')
+    g.logger.info({ listeners: g.addresses().map(a => `${a.url} (${a.mode})`), admin: g.adminUrl, config_hash: cfg.hash, routes: g.runtime.routes.length, allocator: allocatorInUse(), lifecycle: true }, 'certbound started')
     return g
   }
 

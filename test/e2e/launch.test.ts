@@ -1,9 +1,12 @@
 /**
- * How certbound is launched (issue 20): `npm start`, the Dockerfile and the benchmark start node with the same
- * flags, among them `--openssl-config=bin/openssl.cnf`, which makes OpenSSL send one TLS 1.3 session ticket per
- * handshake instead of two (the second cost about a tenth of a new mTLS connection's CPU). Checked on the real
- * process started with the flags `npm start` uses: one ticket, and it resumes again and again with the client
- * certificate's identity. Without the flag (node's defaults) there are two, so the count is the flag's doing.
+ * How certbound is launched (issue 20): `npm start`, the Dockerfile and the benchmark run the same command,
+ * `sh bin/with-jemalloc.sh node --max-semi-space-size=8 --openssl-config=bin/openssl.cnf bin/certbound.js`.
+ * - `--openssl-config=bin/openssl.cnf` makes OpenSSL send one TLS 1.3 session ticket per handshake instead of two
+ *   (the second cost about a tenth of a new mTLS connection's CPU). Checked on the real process started with the
+ *   flags `npm start` uses: one ticket, and it resumes again and again with the client certificate's identity.
+ *   Without the flag (node's defaults) there are two, so the count is the flag's doing.
+ * - `bin/with-jemalloc.sh` preloads jemalloc when it is installed (`npm test` installs libjemalloc2); the start
+ *   line says which allocator the process runs on, and CERTBOUND_MALLOC=system keeps glibc's.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -24,13 +27,50 @@ const startScript = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')
 const entrypoint = (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]) as string[]).join(' ')
 const benchFlags = /^GW_NODE_FLAGS=\$\{GW_NODE_FLAGS-(.*)\}$/m.exec(readFileSync(join(ROOT, 'bench/lib.sh'), 'utf8'))![1]
 
-describe('the launch flags', () => {
-  it('are the same for npm start, the Dockerfile and the benchmark, and include bin/openssl.cnf', () => {
+const benchLauncher = /^GW_LAUNCHER=\$\{GW_LAUNCHER-(.*)\}$/m.exec(readFileSync(join(ROOT, 'bench/lib.sh'), 'utf8'))![1]
+
+describe('the launch command', () => {
+  it('is the same for npm start, the Dockerfile and the benchmark: through bin/with-jemalloc.sh, with bin/openssl.cnf', () => {
     const flags = nodeFlags(startScript)
     expect(flags).toContain('--openssl-config=bin/openssl.cnf')
     expect(nodeFlags(entrypoint)).toEqual(flags)
     expect(benchFlags.split(/\s+/).map(f => f.replace('$ROOT/', ''))).toEqual(flags)
+    for (const launch of [startScript, entrypoint]) expect(launch).toContain('sh bin/with-jemalloc.sh node ')
+    expect(benchLauncher).toBe('sh $ROOT/bin/with-jemalloc.sh')
   })
+})
+
+describe('bin/with-jemalloc.sh', () => {
+  let pki2: TestPki
+  beforeAll(async () => { await ensureDist(); pki2 = await createTestPki() }, 180_000)
+  afterAll(() => { pki2?.cleanup() })
+
+  /** The start line of certbound launched through the script with `env` added; the process is stopped after it. */
+  async function startLine (env: Record<string, string>): Promise<Record<string, unknown>> {
+    const port = await freePort()
+    const file = join(pki2.dir, 'alloc.yml')
+    writeFileSync(file, `_format_version: "3.0"\ngateway:\n  listen:\n    - address: 127.0.0.1:${port}\nservices: []\n`)
+    const child = spawn('sh', ['bin/with-jemalloc.sh', process.execPath, 'bin/certbound.js', 'start', '-c', file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr!.on('data', (c: Buffer) => { out += c.toString() })
+    try {
+      const line = await waitFor('the start line', () => out.split('\n').find(l => l.includes('"certbound started"')), 30_000)
+      return JSON.parse(line) as Record<string, unknown>
+    } finally {
+      const gone = new Promise(r => child.once('exit', r))
+      child.kill('SIGTERM')
+      await gone
+    }
+  }
+
+  it('runs node on jemalloc when libjemalloc2 is installed (the start line says so)', async () => {
+    expect((await startLine({ CERTBOUND_MALLOC: '', LD_PRELOAD: '' })).allocator).toBe('jemalloc')
+  }, 60_000)
+
+  it('keeps glibc\'s allocator with CERTBOUND_MALLOC=system', async () => {
+    expect((await startLine({ CERTBOUND_MALLOC: 'system', LD_PRELOAD: '' })).allocator).toBe('system')
+  }, 60_000)
 })
 
 interface Answer { tickets: number, reused: boolean, status: number | undefined, body: string, session: Buffer | undefined }
