@@ -10,7 +10,10 @@ if [ "${CERTBOUND_MALLOC:-}" != system ] && [ -z "${LD_PRELOAD:-}" ]; then
     /usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2 /usr/local/lib/libjemalloc.so.2; do
     if [ -r "$lib" ]; then
       LD_PRELOAD=$lib
-      export LD_PRELOAD
+      # freed pages go back to the system after 1 s instead of jemalloc's 10 s: under keep-alive load RSS stays at
+      # 110-127 MB where the default touched 170 MB (bench/README.md, "New-connection cost"); yours wins if set
+      MALLOC_CONF=${MALLOC_CONF:-dirty_decay_ms:1000,muzzy_decay_ms:0}
+      export LD_PRELOAD MALLOC_CONF
       break
     fi
   done
