@@ -46,7 +46,7 @@ describe('bin/with-jemalloc.sh', () => {
   afterAll(() => { pki2?.cleanup() })
 
   /** The start line of certbound launched through the script with `env` added; the process is stopped after it. */
-  async function startLine (env: Record<string, string>): Promise<Record<string, unknown>> {
+  async function startLine (env: Record<string, string>): Promise<Record<string, unknown> & { environ: string[] }> {
     const port = await freePort()
     const file = join(pki2.dir, 'alloc.yml')
     writeFileSync(file, `_format_version: "3.0"\ngateway:\n  listen:\n    - address: 127.0.0.1:${port}\nservices: []\n`)
@@ -56,7 +56,9 @@ describe('bin/with-jemalloc.sh', () => {
     child.stderr!.on('data', (c: Buffer) => { out += c.toString() })
     try {
       const line = await waitFor('the start line', () => out.split('\n').find(l => l.includes('"certbound started"')), 30_000)
-      return JSON.parse(line) as Record<string, unknown>
+      // the script execs node: the child's pid is node's, and its environment is what the script set
+      const environ = readFileSync(`/proc/${child.pid!}/environ`, 'latin1').split('\0')
+      return { ...(JSON.parse(line) as Record<string, unknown>), environ }
     } finally {
       const gone = new Promise(r => child.once('exit', r))
       child.kill('SIGTERM')
@@ -65,7 +67,16 @@ describe('bin/with-jemalloc.sh', () => {
   }
 
   it('runs node on jemalloc when libjemalloc2 is installed (the start line says so)', async () => {
-    expect((await startLine({ CERTBOUND_MALLOC: '', LD_PRELOAD: '' })).allocator).toBe('jemalloc')
+    const started = await startLine({ CERTBOUND_MALLOC: '', LD_PRELOAD: '', MALLOC_CONF: '' })
+    expect(started.allocator).toBe('jemalloc')
+    // freed pages returned after 1 s: the RSS bound of the soak
+    expect(started.environ).toContain('MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0')
+  }, 60_000)
+
+  it('leaves a MALLOC_CONF of the operator\'s as it is', async () => {
+    const started = await startLine({ CERTBOUND_MALLOC: '', LD_PRELOAD: '', MALLOC_CONF: 'dirty_decay_ms:5000' })
+    expect(started.allocator).toBe('jemalloc')
+    expect(started.environ).toContain('MALLOC_CONF=dirty_decay_ms:5000')
   }, 60_000)
 
   it('keeps glibc\'s allocator with CERTBOUND_MALLOC=system', async () => {
