@@ -4,7 +4,7 @@ import { X509Crl, X509Certificate as PeculiarCertificate } from '@peculiar/x509'
 
 /**
  * CRL files parsed and matched to their issuing CA, for CrlStore (crl.ts), which imports this module only when it
- * loads its first file: @peculiar/x509 is about 15 MB resident, too much for every gateway to carry for a feature
+ * loads its first file: @peculiar/x509 is ~10 MB of a gateway's RSS, too much for every gateway to carry for a feature
  * few routes use.
  */
 

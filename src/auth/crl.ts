@@ -64,7 +64,7 @@ export class CrlStore {
   private timer: NodeJS.Timeout | undefined
   private checking: Promise<boolean> | undefined
   private gen = 0
-  // the CRL parser (@peculiar/x509, ~15 MB resident) loads with the first CRL file, not with the gateway
+  // the CRL parser (@peculiar/x509, ~10 MB of RSS) loads with the first CRL file, not with the gateway
   private parser: { parse: CrlParser, issuers: readonly CrlIssuer[], verify: typeof verifyCrl } | undefined
 
   private constructor (private readonly opts: CrlStoreOptions) {}

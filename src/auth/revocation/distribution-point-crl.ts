@@ -18,7 +18,6 @@ export interface FetchedCrl {
   readonly nextUpdate: number
 }
 
-
 const PEM_CRL = /-----BEGIN (?:X509 )?CRL-----[\s\S]*?-----END (?:X509 )?CRL-----/
 
 /** Parse a DER or PEM CRL body and check it against `issuer` at `at`; throws CrlFetchError. */

@@ -1,6 +1,6 @@
 /**
  * The revocation checkers' failure types, apart from the ASN.1 code that throws them: the checkers test for them
- * on every failure, while the parsers (@peculiar/*, about 15 MB resident) load only when a certificate is first
+ * on every failure, while the parsers (@peculiar/*, ~10 MB of a gateway's RSS) load only when a certificate is first
  * checked online (lazy-codecs.ts).
  */
 

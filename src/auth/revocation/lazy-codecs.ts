@@ -4,7 +4,7 @@ import type { buildOcspRequest, parseOcspResponse } from './ocsp.js'
 
 /**
  * The DER codecs behind online revocation checks (@peculiar/asn1-* and @peculiar/x509): loaded when the first
- * certificate is checked, not at start. They are about 15 MB resident, which every gateway that never checks
+ * certificate is checked, not at start. They are ~10 MB of a gateway's RSS, which every gateway that never checks
  * revocation online (most) would carry for nothing. A failed load is retried on the next check.
  */
 export interface RevocationCodecs {
