@@ -209,6 +209,20 @@ start_store_redis() {
   log "redis-server pid $STORE_REDIS_PID on 127.0.0.1:$STORE_REDIS_PORT, cpu$RIG_CPU (gateway.store.redis)"
 }
 
+# the plugins after token validation, the same in every certbound chain: the scope S2 checks, the three headers it injects
+chain_tail() {
+  cat <<YAML
+          - name: require-scopes
+            config: { scopes: [system-access] }
+          - name: request-transformer
+            config:
+              add:
+                headers:
+                  - "x-credential-sub:\$(credential.sub)"
+                  - "x-credential-scope:\$(credential.scope)"
+                  - "x-credential-client-id:\$(credential.client_id)"
+YAML
+}
 write_certbound_config() {
   local kind=$1 dir=$2 port=$3 admin=$4 workers=${5:-0}
   rm -rf "$dir"; mkdir -p "$dir/certs"
@@ -262,16 +276,8 @@ YAML
               audience_required: [$AUD]
               algorithms: [ES256]
               enforce_access_token_typ: true
-          - name: require-scopes
-            config: { scopes: [system-access] }
-          - name: request-transformer
-            config:
-              add:
-                headers:
-                  - "x-credential-sub:\$(credential.sub)"
-                  - "x-credential-scope:\$(credential.scope)"
-                  - "x-credential-client-id:\$(credential.client_id)"
 YAML
+        chain_tail
       ;;
       full|full-rl|full-rlr|full-sr) cat <<YAML
         plugins:
@@ -283,16 +289,8 @@ YAML
               audience_required: [$AUD]
               algorithms: [ES256]                       # what S2 (HAProxy) accepts
               enforce_access_token_typ: true            # typ at+jwt, as S2 checks
-          - name: require-scopes
-            config: { scopes: [system-access] }
-          - name: request-transformer
-            config:
-              add:
-                headers:
-                  - "x-credential-sub:\$(credential.sub)"
-                  - "x-credential-scope:\$(credential.scope)"
-                  - "x-credential-client-id:\$(credential.client_id)"
 YAML
+        chain_tail
         # issue 15: the same chain plus rate-limiting per verified client, a limit the load never reaches
         [[ $kind == full-rl ]] && cat <<YAML
           - name: rate-limiting
@@ -312,16 +310,8 @@ YAML
               client_secret: \${{ env "CERTBOUND_BENCH_INTRO_SECRET" }}
               certificate_binding: strict
               ttl: 3600                                 # warm cache: the IdP is asked once per token
-          - name: require-scopes
-            config: { scopes: [system-access] }
-          - name: request-transformer
-            config:
-              add:
-                headers:
-                  - "x-credential-sub:\$(credential.sub)"
-                  - "x-credential-scope:\$(credential.scope)"
-                  - "x-credential-client-id:\$(credential.client_id)"
 YAML
+        chain_tail
       ;;
       plain) ;;
       *) die "unknown certbound config kind $kind" ;;
